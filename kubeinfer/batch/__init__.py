@@ -1,0 +1,1 @@
+"""Batch jobs: JSONL validation, checkpointed execution against an engine, stats and tools."""

@@ -1,0 +1,152 @@
+"""The batch queue of one gateway: create, list, cancel, and a background loop running batches in order.
+
+Batches run one at a time because they share one engine whose slots a single batch already fills.
+On start the loop re-queues every batch a previous process left unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from kubeinfer.batch.runner import BatchRunner
+from kubeinfer.batch.validation import SUPPORTED_ENDPOINTS
+from kubeinfer.storage.files import FileNotFound
+from kubeinfer.storage.records import BatchRecord, MetadataStore, new_id, now
+
+log = logging.getLogger(__name__)
+
+COMPLETION_WINDOWS = {"24h": 24 * 3600}
+
+
+class BatchNotFound(LookupError):
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"No such Batch object: {batch_id}")
+
+
+class InvalidBatchRequest(ValueError):
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class BatchService:
+    def __init__(self, meta: MetadataStore, runner: BatchRunner) -> None:
+        self.meta = meta
+        self.runner = runner
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for rec in self.meta.unfinished_batches():
+            log.info("resuming batch", extra={"batch_id": rec.id, "status": rec.status})
+            self._queue.put_nowait(rec.id)
+        self._task = asyncio.create_task(self._loop(), name="batch-runner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            batch_id = await self._queue.get()
+            try:
+                await self.runner.run(batch_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one broken batch must not stop the queue
+                log.exception("batch crashed", extra={"batch_id": batch_id})
+                rec = self.meta.get_batch(batch_id)
+                if rec is not None and not rec.terminal:
+                    rec.errors = [{"code": "internal_error", "message": f"{type(exc).__name__}: {exc}",
+                                   "param": None, "line": None}]
+                    rec.status, rec.failed_at = "failed", now()
+                    self.meta.save_batch(rec)
+
+    def create(
+        self,
+        project: str,
+        input_file_id: str,
+        endpoint: str,
+        completion_window: str,
+        metadata: dict[str, str] | None,
+    ) -> BatchRecord:
+        if endpoint not in SUPPORTED_ENDPOINTS:
+            raise InvalidBatchRequest(
+                f"endpoint must be one of {', '.join(SUPPORTED_ENDPOINTS)}, got '{endpoint}'", "endpoint"
+            )
+        if completion_window not in COMPLETION_WINDOWS:
+            raise InvalidBatchRequest(
+                f"completion_window must be one of {', '.join(COMPLETION_WINDOWS)}", "completion_window"
+            )
+        input_file = self.meta.get_file(input_file_id, project)
+        if input_file is None:
+            raise FileNotFound(input_file_id)
+        if input_file.purpose != "batch":
+            raise InvalidBatchRequest(f"file {input_file_id} has purpose '{input_file.purpose}', not 'batch'",
+                                      "input_file_id")
+        created = now()
+        rec = BatchRecord(
+            id=new_id("batch"),
+            project=project,
+            endpoint=endpoint,
+            input_file_id=input_file_id,
+            completion_window=completion_window,
+            created_at=created,
+            expires_at=created + COMPLETION_WINDOWS[completion_window],
+            metadata=metadata,
+        )
+        self.meta.add_batch(rec)
+        self._queue.put_nowait(rec.id)
+        log.info("batch created", extra={"batch_id": rec.id, "project": project})
+        return rec
+
+    def get(self, project: str, batch_id: str) -> BatchRecord:
+        running = self.runner.current
+        if running is not None and running.id == batch_id and running.project == project:
+            return running  # live counts, ahead of the last progress save
+        rec = self.meta.get_batch(batch_id, project)
+        if rec is None:
+            raise BatchNotFound(batch_id)
+        return rec
+
+    def list(self, project: str, limit: int, after: str | None) -> list[BatchRecord]:
+        records = self.meta.list_batches(project, limit, after)
+        running = self.runner.current
+        return [running if running is not None and r.id == running.id else r for r in records]
+
+    def cancel(self, project: str, batch_id: str) -> BatchRecord:
+        rec = self.get(project, batch_id)
+        if rec.terminal or rec.status in ("cancelling", "finalizing"):
+            if rec.status in ("completed", "failed", "expired"):
+                raise InvalidBatchRequest(f"Batch {batch_id} is {rec.status} and cannot be cancelled")
+            return rec
+        if self.runner.current is rec:
+            cancelled = self.runner.request_cancel()
+            assert cancelled is not None
+            return cancelled
+        stamp = now()
+        if rec.in_progress_at is not None:  # queued after a restart with partial output: the runner publishes it
+            rec.status, rec.cancelling_at = "cancelling", stamp
+        else:  # nothing ran yet, so it is cancelled at once
+            rec.status, rec.cancelling_at, rec.cancelled_at = "cancelled", stamp, stamp
+        self.meta.save_batch(rec)
+        return rec
+
+    def all_records(self, project: str, limit: int, status: str | None) -> list[BatchRecord]:
+        return self.meta.list_batches(project, limit, status=status)
+
+
+def usage_of(rec: BatchRecord) -> dict[str, Any]:
+    return {
+        "input_tokens": rec.prompt_tokens,
+        "output_tokens": rec.completion_tokens,
+        "total_tokens": rec.prompt_tokens + rec.completion_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": 0},
+    }

@@ -1,0 +1,1 @@
+"""Benchmark matrices: planning, termination rules, profiles, ratings, recommendations and reports."""

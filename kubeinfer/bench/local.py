@@ -1,0 +1,132 @@
+"""Run matrix cells on this machine: fetch the model, pre-flight, start llama-server, measure, stop."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from kubeinfer.bench import preflight
+from kubeinfer.bench.outcome import judge_cell
+from kubeinfer.bench.planner import PlannedCell
+from kubeinfer.bench.profiles import PROFILE_RUNNERS
+from kubeinfer.bench.profiles.base import ProfileContext
+from kubeinfer.bench.ratings import rate_profile
+from kubeinfer.bench.rules import GIB
+from kubeinfer.bench.rules import preflight_memory as preflight_rule
+from kubeinfer.engines.llamacpp_build import EngineInstall
+from kubeinfer.engines.llamacpp_server import LlamaServer, ServerConfig, ServerLoadError
+from kubeinfer.models.cache import CachedModel
+from kubeinfer.models.sizing import SizingError
+from kubeinfer.models.sources import ModelFetchError, ModelResolver
+from kubeinfer.resources.benchmark_matrix import (
+    BenchmarkMatrixSpec,
+    CellResult,
+    CellStatus,
+    ProfileResult,
+    Rule,
+)
+
+STRESS = "stress"
+
+
+class LocalExecutor:
+    """Executes cells as local llama-server processes; logs land in `<out_dir>/logs`."""
+
+    def __init__(self, engine: EngineInstall, resolver: ModelResolver, out_dir: Path,
+                 log: Callable[[str], None] = lambda _m: None) -> None:
+        self.engine = engine
+        self.resolver = resolver
+        self.out_dir = out_dir
+        self.log = log
+        self.stop = threading.Event()
+
+    def memory_limit_gb(self, spec: BenchmarkMatrixSpec) -> float:
+        if spec.limits.max_memory_gb is not None:
+            return spec.limits.max_memory_gb
+        return psutil.virtual_memory().total / GIB
+
+    def threads(self, spec: BenchmarkMatrixSpec) -> int:
+        return spec.engine.threads or len(os.sched_getaffinity(0))
+
+    def run_cell(self, cell: PlannedCell, spec: BenchmarkMatrixSpec, limit_gb: float) -> CellResult:
+        result = cell.pending_result()
+        result.threads = self.threads(spec)
+        try:
+            model = self.resolver.resolve(cell.model.name, cell.quantization, cell.model.files)
+        except (ModelFetchError, OSError, LookupError, ValueError) as exc:
+            return self._ended(result, CellStatus.error, None, f"model unavailable: {exc}")
+        result.model_path = str(model.path)
+        result.model_size_gb = round(model.size_bytes / GIB, 4)
+        try:
+            plan = preflight.plan_server(model.path, spec)
+        except SizingError as exc:
+            return self._ended(result, CellStatus.error, None, f"cannot size model: {exc}")
+        result.estimated_memory_gb = round(plan.estimated_bytes / GIB, 4)
+        if skip := preflight_rule(plan.estimated_bytes / GIB, limit_gb):
+            return self._ended(result, CellStatus.skipped, skip.rule, skip.reason)
+        profiles = [p for p in spec.profiles.enabled() if p != STRESS]
+        return self._serve_and_measure(result, model, spec, plan, profiles)
+
+    def run_stress(self, cell: PlannedCell, spec: BenchmarkMatrixSpec) -> ProfileResult:
+        result = cell.pending_result()
+        try:
+            model = self.resolver.resolve(cell.model.name, cell.quantization, cell.model.files)
+            plan = preflight.plan_server(model.path, spec)
+        except (ModelFetchError, SizingError, OSError) as exc:
+            return ProfileResult(status="error", reason=f"model unavailable: {exc}")
+        measured = self._serve_and_measure(result, model, spec, plan, [STRESS], log_suffix="-stress", rate=False)
+        return measured.profiles.get(STRESS) or ProfileResult(status="error", reason=measured.reason)
+
+    def _serve_and_measure(self, result: CellResult, model: CachedModel, spec: BenchmarkMatrixSpec,
+                           plan: preflight.ServerPlan, profiles: list[str], log_suffix: str = "",
+                           rate: bool = True) -> CellResult:
+        log_path = self.out_dir / "logs" / f"{model.model}_{model.quantization}{log_suffix}.log"
+        result.server_log = str(log_path)
+        config = ServerConfig(
+            model_path=model.path, ctx_size=plan.ctx_size, parallel=spec.engine.parallel,
+            threads=self.threads(spec), gpu_layers=spec.engine.gpu_layers, alias=model.model,
+            extra_args=spec.engine.extra_args,
+        )
+        server = LlamaServer(self.engine.llama_server, config, log_path)
+        try:
+            server.start(timeout_seconds=spec.limits.max_load_time_seconds)
+        except ServerLoadError as exc:
+            result.load_seconds = None
+            cause = "timed out" if exc.timed_out else "failed"
+            return self._ended(result, CellStatus.failed, Rule.load_failure, f"model load {cause}: {exc}")
+        with server:
+            result.load_seconds = round(server.load_seconds or 0.0, 3)
+            context = ProfileContext(
+                base_url=server.base_url, model=model.model, profiles=spec.profiles,
+                quick=spec.mode == "quick", server_pid=server.pid, max_context=plan.ctx_per_slot,
+                stop=self.stop, log=self.log,
+            )
+            for name in profiles:
+                if self.stop.is_set():
+                    raise KeyboardInterrupt
+                self.log(f"{result.key}: {name}")
+                outcome = PROFILE_RUNNERS[name](context)
+                if not server.alive():
+                    outcome = ProfileResult(status="error", metrics=outcome.metrics,
+                                            reason=f"llama-server died during {name}:\n{server.log_tail(5)}")
+                result.profiles[name] = rate_profile(name, outcome, spec.profiles) if rate else outcome
+                if not server.alive():
+                    break
+            if server.sampler is not None:
+                server.sampler.sample()
+                result.peak_memory_gb = round(server.sampler.peak_rss_bytes / GIB, 4)
+                swap = server.sampler.max_swap_bytes
+                if swap and not spec.limits.allow_swap:
+                    return self._ended(result, CellStatus.failed, None,
+                                       f"llama-server swapped {swap / GIB:.2f} GB and limits.allowSwap is false")
+        status, rule, reason = judge_cell(result.profiles)
+        return self._ended(result, status, rule, reason)
+
+    @staticmethod
+    def _ended(result: CellResult, status: CellStatus, rule: Rule | None, reason: str | None) -> CellResult:
+        result.status, result.rule, result.reason = status, rule, reason
+        return result

@@ -1,0 +1,178 @@
+"""`kubeinfer bench`: run a BenchmarkMatrix manifest on this machine."""
+
+from __future__ import annotations
+
+import json
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kubeinfer import __version__
+from kubeinfer.bench.checkpoint import CheckpointMismatchError
+from kubeinfer.bench.hardware import describe_host
+from kubeinfer.bench.local import LocalExecutor
+from kubeinfer.bench.planner import PlanError, PlannedCell, plan
+from kubeinfer.bench.report import write_reports
+from kubeinfer.bench.runner import MatrixOutcome, MatrixRunner, RunEvents
+from kubeinfer.cli.common import console, fail
+from kubeinfer.engines.llamacpp_build import EngineBuildError, EngineInstall, build
+from kubeinfer.models.cache import ModelCache
+from kubeinfer.models.catalog import UnknownModelError
+from kubeinfer.models.sources import ModelFetchError, ModelResolver, describe
+from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix, CellResult
+from kubeinfer.resources.loader import ManifestError, load_matrix
+from kubeinfer.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, help="Sweep models x quantizations x use-case profiles.")
+
+STATUS_STYLE = {"passed": "green", "partial": "yellow", "failed": "red", "skipped": "dim", "error": "magenta"}
+
+
+def _load(manifest: Path) -> BenchmarkMatrix:
+    try:
+        matrix = load_matrix(manifest)
+        plan(matrix.spec)
+    except (ManifestError, PlanError) as exc:
+        fail(str(exc))
+    return matrix
+
+
+@app.command()
+def validate(manifest: Path = typer.Argument(..., help="BenchmarkMatrix YAML.")) -> None:
+    """Check a manifest and print its plan."""
+    matrix = _load(manifest)
+    console.print(f"{manifest}: valid BenchmarkMatrix '{matrix.metadata.name}', {len(plan(matrix.spec))} cells")
+
+
+def _print_plan(matrix: BenchmarkMatrix, cells: list[PlannedCell], out_dir: Path) -> None:
+    cache = ModelCache(get_settings().models_root)
+    table = Table("#", "cell", "profiles", "model file", title=f"plan for {matrix.metadata.name}")
+    for index, cell in enumerate(cells, start=1):
+        cached = cache.get(cell.model.name, cell.quantization)
+        try:
+            fetch = "cached" if cached else describe(cell.model.files[cell.quantization])
+        except (ModelFetchError, UnknownModelError) as exc:
+            fetch = f"[red]{exc}[/]"
+        table.add_row(str(index), cell.key, ", ".join(matrix.spec.profiles.enabled()), fetch)
+    console.print(table)
+    console.print(f"results would be written to {out_dir}")
+
+
+def _engine() -> EngineInstall:
+    try:
+        return build(get_settings().engines_root, log=console.print)
+    except EngineBuildError as exc:
+        fail(str(exc))
+
+
+def _install_sigterm_as_interrupt() -> None:
+    """`kill PID` checkpoints like Ctrl-C does."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _summary_table(cells: list[CellResult]) -> Table:
+    table = Table("cell", "status", "tokens/s", "TTFT s", "rating", "reason", title="results")
+    for cell in cells:
+        interactive = cell.profiles.get("interactive")
+        metrics = interactive.metrics if interactive else {}
+        tps, ttft = metrics.get("tokens_per_second"), metrics.get("ttft_seconds")
+        style = STATUS_STYLE.get(cell.status.value, "")
+        table.add_row(
+            cell.key, f"[{style}]{cell.status.value}[/]",
+            f"{tps:.1f}" if isinstance(tps, int | float) else "-",
+            f"{ttft:.3f}" if isinstance(ttft, int | float) else "-",
+            (interactive.rating or "-") if interactive else "-",
+            ((f"{cell.rule.value}: " if cell.rule else "") + (cell.reason or ""))[:80],
+        )
+    return table
+
+
+def build_report(matrix: BenchmarkMatrix, outcome: MatrixOutcome, engine: EngineInstall) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": matrix.metadata.name,
+            "timestamp": datetime.now(UTC).isoformat(),
+            **describe_host(),
+            "config": matrix.spec.to_manifest(),
+            "test_duration_seconds": outcome.elapsed_seconds,
+            "kubeinfer_version": __version__,
+            "engine": {"name": "llama.cpp", "version": engine.version, "llama_server": str(engine.llama_server)},
+            "complete": not outcome.interrupted,
+            "stress_cell": outcome.stress_cell,
+        },
+        "results": [cell.model_dump(mode="json", by_alias=False) for cell in outcome.cells],
+        "recommendations": outcome.recommendations,
+        "best": outcome.best,
+    }
+
+
+@app.command()
+def run(
+    manifest: Path = typer.Argument(..., help="BenchmarkMatrix YAML (the same file `kubectl apply` takes)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Results folder (default results/<name>)."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoint."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what would be fetched; run nothing."),
+) -> None:
+    """Run the matrix on this machine with real llama-server processes; write JSON, CSV and HTML reports."""
+    matrix = _load(manifest)
+    out_dir = output or Path("results") / matrix.metadata.name
+    cells = plan(matrix.spec)
+    if dry_run:
+        _print_plan(matrix, cells, out_dir)
+        return
+    engine = _engine()
+    resolver = ModelResolver(ModelCache(get_settings().models_root), engine.llama_quantize, log=console.print)
+    executor = LocalExecutor(engine, resolver, out_dir)
+    _install_sigterm_as_interrupt()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task(matrix.metadata.name, total=len(cells))
+        executor.log = lambda message: progress.update(task, description=message)
+
+        def finished(result: CellResult, index: int, _total: int) -> None:
+            style = STATUS_STYLE.get(result.status.value, "")
+            why = f" ({result.rule.value if result.rule else result.reason or ''})" if result.status != "passed" else ""
+            progress.console.print(f"[{style}]{result.key}: {result.status.value}[/]{why[:120]}")
+            progress.update(task, completed=index)
+
+        events = RunEvents(cell_finished=finished, message=lambda m: progress.console.print(m))
+        try:
+            outcome = MatrixRunner(matrix, executor, out_dir, events).run(resume=resume)
+        except CheckpointMismatchError as exc:
+            fail(str(exc))
+    written = write_reports(build_report(matrix, outcome, engine), out_dir, ["json", "csv", "html"])
+    console.print(_summary_table(outcome.cells))
+    if outcome.best:
+        console.print(f"overall best: [bold]{outcome.best}[/]")
+    for fmt, path in written.items():
+        console.print(f"{fmt} report: {path}")
+    if outcome.interrupted:
+        console.print(f"[yellow]interrupted[/]: finished cells are checkpointed; continue with "
+                      f"`kubeinfer bench run {manifest} --output {out_dir} --resume`")
+        raise typer.Exit(130)
+
+
+@app.command()
+def show(report: Path = typer.Argument(..., help="A report.json written by `bench run`.")) -> None:
+    """Print the summary of a finished run."""
+    try:
+        data = json.loads(report.read_text())
+        cells = [CellResult.model_validate(item) for item in data["results"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(f"{report}: not a kubeinfer report ({exc})")
+    console.print(_summary_table(cells))
+    if data.get("best"):
+        console.print(f"overall best: [bold]{data['best']}[/]")
+
+
+__all__ = ["app", "build_report", "ModelFetchError"]

@@ -1,0 +1,1 @@
+"""Inference engines: building llama.cpp, launching servers, talking to them."""

@@ -1,0 +1,63 @@
+"""Child processes that must never outlive kubeinfer: graceful stop, then kill, also at interpreter exit."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+_live: set[subprocess.Popen[bytes]] = set()
+_lock = threading.Lock()
+
+
+def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start `cmd` in its own session with stdout and stderr appended to `log_path`.
+
+    Its own session keeps a terminal's Ctrl-C away from the child, so kubeinfer decides how it stops
+    (checkpoint first, then a graceful SIGTERM) instead of the child dying mid-request.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=env,
+        )
+    with _lock:
+        _live.add(proc)
+    return proc
+
+
+def terminate(proc: subprocess.Popen[bytes], grace_seconds: float = 10.0) -> int:
+    """SIGTERM, wait up to `grace_seconds`, then SIGKILL; returns the exit code."""
+    try:
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(timeout=30)
+        return proc.returncode
+    finally:
+        with _lock:
+            _live.discard(proc)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def terminate_all(grace_seconds: float = 5.0) -> None:
+    with _lock:
+        procs = list(_live)
+    for proc in procs:
+        terminate(proc, grace_seconds)
+
+
+atexit.register(terminate_all)

@@ -1,0 +1,1 @@
+"""Model cache, fetching from every source kind, quantizing and sizing."""

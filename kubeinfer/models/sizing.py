@@ -1,0 +1,454 @@
+"""Size a model from its metadata: weights, KV cache, compute buffers and overhead, as llama-server does."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+GIB = 1024**3
+
+#: Physical batch (`-ub`) llama-server uses unless told otherwise (common/common.h: n_ubatch = 512).
+DEFAULT_N_UBATCH = 512
+
+#: Per-sequence context is padded to this many cells (llama-context.cpp: GGML_PAD(n_ctx / n_seq_max, 256)).
+CTX_SEQ_PADDING = 256
+
+#: Peak RSS of llama-server with a model whose weights, KV cache and buffers are all accounted for
+#: separately: binary text and data (the embedded web UI included), libc and libstdc++, the HTTP
+#: server's and the thread pool's stacks, and the allocator's arenas. Measured with
+#: bench/calibrate_sizing.py (llama.cpp 0c1e570, x86-64 static build, 2 threads).
+RUNTIME_BASE_BYTES = 24 * 1024**2
+
+#: Host memory per vocabulary entry held by llama_vocab: the token text, its score and attributes,
+#: the token-to-id hash map, the piece cache and the BPE merge ranks (about one merge per token).
+VOCAB_BYTES_PER_TOKEN = 320
+
+#: KV cache element sizes in bytes for the `--cache-type-k/-v` values llama-server accepts.
+KV_TYPE_BYTES: dict[str, float] = {
+    "f32": 4.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 34 / 32,
+    "q4_0": 18 / 32,
+    "q4_1": 20 / 32,
+    "iq4_nl": 18 / 32,
+    "q5_0": 22 / 32,
+    "q5_1": 24 / 32,
+}
+
+_LAYER_RE = re.compile(r"^blk\.(\d+)\.")
+
+
+class SizingError(ValueError):
+    """Sizing input could not be read; the message names the file or field and why."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    ggml_type: str
+    n_elements: int
+    n_bytes: int
+
+
+@dataclass(frozen=True)
+class ModelGeometry:
+    """What sizing needs to know about one model, read from a GGUF file or a Hugging Face config."""
+
+    source: str
+    architecture: str
+    block_count: int
+    embedding_length: int
+    head_count: int
+    head_count_kv: int
+    context_length: int
+    key_length: int
+    value_length: int
+    vocab_size: int
+    feed_forward_length: int
+    weights_bytes: int
+    file_bytes: int
+    layer_bytes: tuple[int, ...]
+    output_bytes: int
+    output_norm_bytes: int = 0
+    tied_embeddings: bool = False
+    tensor_types: dict[str, int] = field(default_factory=dict)
+    tensors: tuple[TensorInfo, ...] = ()
+
+    @property
+    def kv_embedding_length(self) -> int:
+        """Width of one layer's K plus V rows per token (n_embd_k_gqa + n_embd_v_gqa)."""
+        return self.head_count_kv * (self.key_length + self.value_length)
+
+    @property
+    def input_bytes(self) -> int:
+        """Weights outside the blocks and the output head (token embeddings): always in host memory."""
+        head = self.output_norm_bytes if self.tied_embeddings else self.output_bytes
+        return self.weights_bytes - sum(self.layer_bytes) - head
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Host and device bytes one llama-server process needs; `total_bytes` is host plus device."""
+
+    weights_bytes: int
+    kv_cache_bytes: int
+    compute_buffer_bytes: int
+    overhead_bytes: int
+    total_bytes: int
+    gpu_layers: int
+    gpu_bytes: int
+    cpu_offload_bytes: int
+    fits_without_offload: bool
+    host_bytes: int
+
+    def gb(self, name: str = "total_bytes") -> float:
+        """One field in GiB, rounded to 2 decimals."""
+        return round(float(getattr(self, name)) / GIB, 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["total_gb"] = self.gb()
+        return data
+
+
+# --- reading geometry --------------------------------------------------------------------------------
+
+
+def read_geometry(path: Path) -> ModelGeometry:
+    """Read a GGUF header and tensor table; SizingError names the file when it is not valid GGUF."""
+    reader = _open_gguf(path)
+    fields = _gguf_fields(reader, path)
+    arch = _required(fields, "general.architecture", path)
+    if not isinstance(arch, str):
+        raise SizingError(f"{path}: general.architecture is not a string")
+    tensors = tuple(
+        TensorInfo(t.name, t.tensor_type.name, int(t.n_elements), int(t.n_bytes)) for t in reader.tensors
+    )
+    file_bytes = path.stat().st_size
+    _check_tensor_data(reader, path, file_bytes)
+
+    def key(name: str) -> Any:
+        return fields.get(f"{arch}.{name}")
+
+    blocks = int(_required(fields, f"{arch}.block_count", path))
+    n_embd = int(_required(fields, f"{arch}.embedding_length", path))
+    n_head = _first_int(key("attention.head_count"), path, f"{arch}.attention.head_count")
+    n_head_kv = _first_int(key("attention.head_count_kv") or n_head, path, f"{arch}.attention.head_count_kv")
+    head_dim = n_embd // n_head if n_head else 0
+    vocab = key("vocab_size") or fields.get("tokenizer.ggml.tokens") or 0
+    return ModelGeometry(
+        source=str(path),
+        architecture=arch,
+        block_count=blocks,
+        embedding_length=n_embd,
+        head_count=n_head,
+        head_count_kv=n_head_kv,
+        context_length=int(key("context_length") or 0),
+        key_length=int(key("attention.key_length") or head_dim),
+        value_length=int(key("attention.value_length") or head_dim),
+        vocab_size=int(vocab),
+        feed_forward_length=_first_int(key("feed_forward_length") or 0, path, "feed_forward_length"),
+        weights_bytes=sum(t.n_bytes for t in tensors),
+        file_bytes=file_bytes,
+        layer_bytes=_layer_bytes(tensors, blocks),
+        output_bytes=_output_bytes(tensors),
+        output_norm_bytes=_output_norm_bytes(tensors),
+        tied_embeddings=not any(t.name == "output.weight" for t in tensors),
+        tensor_types=_count_types(tensors),
+        tensors=tensors,
+    )
+
+
+def _open_gguf(path: Path) -> Any:
+    import gguf
+
+    if not path.is_file():
+        raise SizingError(f"{path}: no such model file")
+    try:
+        return gguf.GGUFReader(path)
+    except (ValueError, OSError, IndexError, KeyError, TypeError) as exc:
+        raise SizingError(f"{path}: not a readable GGUF file ({exc})") from None
+
+
+def _gguf_fields(reader: Any, path: Path) -> dict[str, Any]:
+    """Scalar and short fields as Python values; large arrays (token lists) become their length."""
+    values: dict[str, Any] = {}
+    for name, fld in reader.fields.items():
+        try:
+            values[name] = len(fld.data) if len(fld.data) > 64 else fld.contents()
+        except (ValueError, IndexError, TypeError) as exc:
+            raise SizingError(f"{path}: GGUF field {name} is unreadable ({exc})") from None
+    return values
+
+
+def _check_tensor_data(reader: Any, path: Path, file_bytes: int) -> None:
+    for tensor in reader.tensors:
+        end = int(tensor.data_offset) + int(tensor.n_bytes)
+        if end > file_bytes:
+            raise SizingError(
+                f"{path}: truncated GGUF file: tensor {tensor.name} ends at byte {end} "
+                f"but the file has {file_bytes} bytes"
+            )
+
+
+def _required(fields: dict[str, Any], name: str, path: Path) -> Any:
+    if name not in fields:
+        raise SizingError(f"{path}: GGUF metadata lacks {name}")
+    return fields[name]
+
+
+def _first_int(value: Any, path: Path, name: str) -> int:
+    """Per-layer arrays (variable head counts) are sized by their largest entry."""
+    if isinstance(value, list):
+        value = max(value) if value else 0
+    if value is None:
+        raise SizingError(f"{path}: GGUF metadata lacks {name}")
+    return int(value)
+
+
+def _layer_bytes(tensors: tuple[TensorInfo, ...], blocks: int) -> tuple[int, ...]:
+    sizes = [0] * blocks
+    for tensor in tensors:
+        match = _LAYER_RE.match(tensor.name)
+        if match and int(match.group(1)) < blocks:
+            sizes[int(match.group(1))] += tensor.n_bytes
+    return tuple(sizes)
+
+
+def _output_bytes(tensors: tuple[TensorInfo, ...]) -> int:
+    """The output head and its norm; a model with tied embeddings reuses token_embd for the head."""
+    by_name = {t.name: t.n_bytes for t in tensors}
+    return by_name.get("output.weight", by_name.get("token_embd.weight", 0)) + _output_norm_bytes(tensors)
+
+
+def _output_norm_bytes(tensors: tuple[TensorInfo, ...]) -> int:
+    return sum(t.n_bytes for t in tensors if t.name.startswith("output_norm."))
+
+
+def _count_types(tensors: tuple[TensorInfo, ...]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for tensor in tensors:
+        counts[tensor.ggml_type] = counts.get(tensor.ggml_type, 0) + tensor.n_bytes
+    return counts
+
+
+def geometry_from_hf_config(
+    config: dict[str, Any], safetensors_index: dict[str, Any] | None, dtype_bytes: float
+) -> ModelGeometry:
+    """Geometry of an unquantized Hugging Face model from config.json and model.safetensors.index.json.
+
+    Weights come from the index's `metadata.total_size` when given, else from a parameter count
+    derived from the config (embeddings, attention and gated MLP per layer) times `dtype_bytes`.
+    """
+    cfg = config.get("text_config", config)
+    try:
+        n_embd = int(cfg["hidden_size"])
+        blocks = int(cfg["num_hidden_layers"])
+        n_head = int(cfg["num_attention_heads"])
+        vocab = int(cfg["vocab_size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SizingError(f"config.json: missing or invalid field {exc}") from None
+    n_head_kv = int(cfg.get("num_key_value_heads") or n_head)
+    head_dim = int(cfg.get("head_dim") or n_embd // n_head)
+    n_ff = int(cfg.get("intermediate_size") or 4 * n_embd)
+    tied = bool(cfg.get("tie_word_embeddings", config.get("tie_word_embeddings", False)))
+    layer_params = n_embd * head_dim * (2 * n_head + 2 * n_head_kv) + 3 * n_embd * n_ff + 2 * n_embd
+    embed_params = vocab * n_embd
+    params = blocks * layer_params + embed_params * (1 if tied else 2) + n_embd
+    weights = _index_total_size(safetensors_index) or int(params * dtype_bytes)
+    scale = weights / params
+    return ModelGeometry(
+        source=str(cfg.get("_name_or_path") or config.get("_name_or_path") or "config.json"),
+        architecture=str((config.get("architectures") or [cfg.get("model_type", "unknown")])[0]),
+        block_count=blocks,
+        embedding_length=n_embd,
+        head_count=n_head,
+        head_count_kv=n_head_kv,
+        context_length=int(cfg.get("max_position_embeddings") or 0),
+        key_length=head_dim,
+        value_length=head_dim,
+        vocab_size=vocab,
+        feed_forward_length=n_ff,
+        weights_bytes=weights,
+        file_bytes=weights,
+        layer_bytes=tuple(int(layer_params * scale) for _ in range(blocks)),
+        output_bytes=int((embed_params + n_embd) * scale),
+        output_norm_bytes=int(n_embd * scale),
+        tied_embeddings=tied,
+        tensor_types={str(cfg.get("torch_dtype") or f"{dtype_bytes}B"): weights},
+    )
+
+
+def _index_total_size(index: dict[str, Any] | None) -> int:
+    if not index:
+        return 0
+    try:
+        return int(index["metadata"]["total_size"])
+    except (KeyError, TypeError, ValueError):
+        raise SizingError("model.safetensors.index.json: metadata.total_size is missing or invalid") from None
+
+
+def load_hf_geometry(model_dir: Path, dtype_bytes: float = 2.0) -> ModelGeometry:
+    """`geometry_from_hf_config` for a downloaded model directory."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+        index_path = model_dir / "model.safetensors.index.json"
+        index = json.loads(index_path.read_text()) if index_path.exists() else None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SizingError(f"{model_dir}: cannot read config.json or its safetensors index ({exc})") from None
+    return geometry_from_hf_config(config, index, dtype_bytes)
+
+
+# --- the estimate -------------------------------------------------------------------------------------
+
+
+def kv_type_bytes(kv_type: str) -> float:
+    try:
+        return KV_TYPE_BYTES[kv_type.lower()]
+    except KeyError:
+        raise SizingError(f"unknown KV cache type {kv_type!r}; one of {', '.join(KV_TYPE_BYTES)}") from None
+
+
+def kv_cells(ctx_size: int, parallel: int) -> int:
+    """KV cells llama-server allocates for `-c ctx_size -np parallel` (non-unified cache: a stream per slot).
+
+    llama-context.cpp pads n_ctx to 256 and gives each sequence n_ctx_seq = GGML_PAD(n_ctx / parallel, 256)
+    cells; the cache holds `parallel` streams of that size. ctx_size is the total across slots.
+    """
+    parallel = max(1, parallel)
+    per_seq = _pad(_pad(ctx_size, CTX_SEQ_PADDING) // parallel, CTX_SEQ_PADDING)
+    return per_seq * parallel
+
+
+def kv_cache_bytes(geometry: ModelGeometry, ctx_size: int, parallel: int, kv_type: str = "f16") -> int:
+    """K and V for every layer and cell: 2 * n_layers * cells * n_kv_heads * head_dim * bytes(kv_type)."""
+    cells = kv_cells(ctx_size, parallel)
+    return int(geometry.block_count * cells * geometry.kv_embedding_length * kv_type_bytes(kv_type))
+
+
+def compute_buffer_bytes(geometry: ModelGeometry, ctx_size: int, parallel: int) -> int:
+    """The compute buffer llama-server logs on CPU for the worst-case prompt graph."""
+    return _compute_parts(geometry, ctx_size, parallel)[0]
+
+
+def _compute_parts(geometry: ModelGeometry, ctx_size: int, parallel: int) -> tuple[int, int]:
+    """(backend compute buffer, host-side graph inputs) as llama_context::sched_reserve sizes them.
+
+    The worst-case graph has n_tokens = min(n_ctx, n_ubatch) and, in llama-server, one output per
+    slot (n_outputs_max = n_parallel), so the logits rows are few and the peak of ggml-alloc's
+    live set is the feed-forward stage: residual, norm and FFN output (4 x n_embd) next to the
+    gate, up and activation tensors (3 x n_ff), all f32 per token. Flash attention (chosen
+    automatically on CPU) never materialises the n_kv x n_tokens scores; its f16 mask of
+    n_ctx_seq cells x n_tokens per stream is a graph input alive for the whole graph. On
+    SmolLM2-135M this reproduces the logged "CPU compute buffer size" to 0.01 MiB at every
+    context size and slot count measured.
+    """
+    n_tokens = min(_pad(ctx_size, CTX_SEQ_PADDING), DEFAULT_N_UBATCH)
+    n_embd, n_ff = geometry.embedding_length, geometry.feed_forward_length or 4 * geometry.embedding_length
+    ffn_stage = n_tokens * (3 * n_ff + 4 * n_embd) * 4
+    output_stage = n_tokens * 2 * n_embd * 4 + geometry.vocab_size * min(n_tokens, max(1, parallel)) * 4
+    mask = kv_cells(ctx_size, parallel) // max(1, parallel) * _pad(n_tokens, 64) * 2
+    return max(ffn_stage, output_stage) + mask, n_tokens * n_embd * 4
+
+
+def overhead_bytes(geometry: ModelGeometry, parallel: int) -> int:
+    """Runtime base, the vocabulary's host structures and the output (logits) buffer, one row per slot."""
+    output_buffer = geometry.vocab_size * max(1, parallel) * 4
+    return RUNTIME_BASE_BYTES + geometry.vocab_size * VOCAB_BYTES_PER_TOKEN + output_buffer
+
+
+def estimate_memory(
+    geometry: ModelGeometry,
+    ctx_size: int,
+    parallel: int,
+    kv_type: str = "f16",
+    gpu_vram_bytes: int | None = None,
+    gpu_layers: int | None = None,
+) -> MemoryEstimate:
+    """Memory llama-server needs for `geometry` at `-c ctx_size -np parallel`.
+
+    Without a GPU everything is host memory: `total_bytes` is the peak RSS (mmapped weights count
+    once touched, and the warm-up run touches them all). With `gpu_vram_bytes` or `gpu_layers`,
+    blocks are offloaded last-first as llama.cpp's `-ngl` does: each offloaded block moves its
+    weights and its share of the KV cache to the device; `-ngl n_layers+1` also moves the output
+    head (a copy of token_embd when embeddings are tied). The compute buffer then lives on the
+    device and the host keeps a small one for the graph inputs. `gpu_layers=None` picks the most
+    that fit. `cpu_offload_bytes` is what stays in host memory because it did not fit the device,
+    and `fits_without_offload` says whether the whole model fits the device (always True on CPU).
+    """
+    if ctx_size <= 0 or parallel <= 0:
+        raise SizingError(f"ctx_size and parallel must be positive (got {ctx_size}, {parallel})")
+    kv = kv_cache_bytes(geometry, ctx_size, parallel, kv_type)
+    device_compute, host_compute = _compute_parts(geometry, ctx_size, parallel)
+    overhead = overhead_bytes(geometry, parallel)
+    weights = geometry.weights_bytes
+    if gpu_vram_bytes is None and not gpu_layers:
+        total = weights + kv + device_compute + overhead
+        return MemoryEstimate(weights, kv, device_compute, overhead, total, 0, 0, 0, True, total)
+    compute = device_compute + host_compute
+    full = geometry.block_count + 1
+    layers = _choose_gpu_layers(geometry, kv, device_compute, gpu_vram_bytes, gpu_layers)
+    gpu = _gpu_bytes(geometry, kv, device_compute, layers)
+    host_weights, host_kv = _host_share(geometry, kv, layers)
+    host = host_weights + host_kv + (host_compute if layers else device_compute) + overhead
+    offload = 0 if layers >= full else host_weights - geometry.input_bytes + host_kv
+    fits = gpu_vram_bytes is not None and _gpu_bytes(geometry, kv, device_compute, full) <= gpu_vram_bytes
+    return MemoryEstimate(weights, kv, compute, overhead, host + gpu, layers, gpu, offload, fits, host)
+
+
+def max_gpu_layers(
+    geometry: ModelGeometry, ctx_size: int, parallel: int, gpu_vram_bytes: int, kv_type: str = "f16"
+) -> int:
+    """How many layers (`-ngl`) fit in `gpu_vram_bytes`; n_layers + 1 means the output head fits too."""
+    kv = kv_cache_bytes(geometry, ctx_size, parallel, kv_type)
+    device_compute, _ = _compute_parts(geometry, ctx_size, parallel)
+    return _choose_gpu_layers(geometry, kv, device_compute, gpu_vram_bytes, None)
+
+
+def _choose_gpu_layers(
+    geometry: ModelGeometry, kv: int, compute: int, vram: int | None, requested: int | None
+) -> int:
+    full = geometry.block_count + 1
+    if requested is not None or vram is None:
+        return max(0, min(requested or 0, full))
+    fitting = 0
+    for layers in range(1, full + 1):
+        if _gpu_bytes(geometry, kv, compute, layers) > vram:
+            break
+        fitting = layers
+    return fitting
+
+
+def _offloaded_blocks(geometry: ModelGeometry, layers: int) -> tuple[int, bool]:
+    return min(max(layers, 0), geometry.block_count), layers > geometry.block_count
+
+
+def _gpu_bytes(geometry: ModelGeometry, kv: int, compute: int, layers: int) -> int:
+    """Device bytes for `-ngl layers`: the last blocks, their KV share, the head, the compute buffer."""
+    if layers <= 0:
+        return 0
+    blocks, head = _offloaded_blocks(geometry, layers)
+    weights = sum(geometry.layer_bytes[geometry.block_count - blocks :])
+    return weights + (geometry.output_bytes if head else 0) + _kv_share(geometry, kv, blocks) + compute
+
+
+def _host_share(geometry: ModelGeometry, kv: int, layers: int) -> tuple[int, int]:
+    """Host weights and KV bytes for `-ngl layers`; tied output heads share token_embd on the host."""
+    blocks, head = _offloaded_blocks(geometry, layers)
+    weights = geometry.input_bytes + sum(geometry.layer_bytes[: geometry.block_count - blocks])
+    if not head:
+        weights += geometry.output_norm_bytes if geometry.tied_embeddings else geometry.output_bytes
+    return weights, kv - _kv_share(geometry, kv, blocks)
+
+
+def _kv_share(geometry: ModelGeometry, kv: int, blocks: int) -> int:
+    return kv * blocks // max(1, geometry.block_count)
+
+
+def _pad(value: int, multiple: int) -> int:
+    return int(math.ceil(value / multiple) * multiple) if value > 0 else multiple

@@ -1,0 +1,1 @@
+"""Pydantic models of kubeinfer's custom resources: the single source of truth for their schemas."""

