@@ -54,3 +54,21 @@ bench: setup
 
 clean:
 	rm -rf results .pytest_cache .mypy_cache .ruff_cache
+
+## crds: regenerate crds/ from the pydantic models (a unit test fails when they drift)
+crds: venv
+	$(PY) -m kubeinfer.resources.crd crds
+
+## cluster-build: etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok from Go modules (cached by version)
+cluster-build:
+	hack/controlplane/build.sh
+
+## cluster-up: local control plane with simulated CPU/GPU pools and the local-exec node; kubeconfig in .cluster/kubeconfig
+cluster-up:
+	hack/controlplane/up.sh
+
+## cluster-down: stop the local control plane and delete its state
+cluster-down:
+	hack/controlplane/down.sh
+
+.PHONY: cluster-build cluster-up cluster-down

@@ -104,9 +104,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _measure_point(
-    server: Path, model: Path, geometry: Any, ctx: int, par: int, threads: int
-) -> dict[str, Any]:
+def _measure_point(server: Path, model: Path, geometry: Any, ctx: int, par: int, threads: int) -> dict[str, Any]:
     estimate = estimate_memory(geometry, ctx, par)
     memory, buffers = _run_server(server, model, ctx, par, threads)
     peak = memory["VmHWM"]
@@ -123,9 +121,7 @@ def _measure_point(
     }
 
 
-def _run_server(
-    server: Path, model: Path, ctx: int, par: int, threads: int
-) -> tuple[dict[str, int], dict[str, float]]:
+def _run_server(server: Path, model: Path, ctx: int, par: int, threads: int) -> tuple[dict[str, int], dict[str, float]]:
     """Start llama-server, touch its buffers with one chat, return (VmHWM bytes, logged buffer sizes)."""
     port = _free_port()
     cmd = [

@@ -58,6 +58,10 @@ class _Busy:
         if self.inflight == 0:
             self.seconds += time.monotonic() - self.since
 
+    def total(self) -> float:
+        """Busy seconds so far, counting the interval still open."""
+        return self.seconds + (time.monotonic() - self.since if self.inflight else 0.0)
+
 
 class BatchRunner:
     def __init__(
@@ -104,8 +108,17 @@ class BatchRunner:
     async def _validate(self, rec: BatchRecord) -> None:
         input_file = self.meta.get_file(rec.input_file_id)
         if input_file is None:
-            self._fail(rec, [{"code": "file_not_found", "message": f"input file {rec.input_file_id} was deleted",
-                              "param": "input_file_id", "line": None}])
+            self._fail(
+                rec,
+                [
+                    {
+                        "code": "file_not_found",
+                        "message": f"input file {rec.input_file_id} was deleted",
+                        "param": "input_file_id",
+                        "line": None,
+                    }
+                ],
+            )
             return
         path = self.blobs.local_path(input_file.id)
         report = await asyncio.to_thread(validate_input, path, rec.endpoint, set(self.known_models()))
@@ -160,19 +173,24 @@ class BatchRunner:
                         raw = source.readline()
                         group.create_task(self._one(rec, raw, output, errors, busy, semaphore))
                         if time.monotonic() - last_save > self.config.progress_interval_seconds:
-                            rec.inference_seconds = base_seconds + busy.seconds
+                            rec.inference_seconds = base_seconds + busy.total()
                             self.meta.save_batch(rec)
                             last_save = time.monotonic()
                 if stopped_at is not None and rec.status == "in_progress":  # expired
                     for offset in offsets[stopped_at:]:
                         source.seek(offset)
                         custom_id = _custom_id(source.readline())
-                        errors.append(_error_line(custom_id, "batch_expired",
-                                                  "This request could not be executed before the batch expired."))
+                        errors.append(
+                            _error_line(
+                                custom_id,
+                                "batch_expired",
+                                "This request could not be executed before the batch expired.",
+                            )
+                        )
                         rec.failed += 1
                     rec.status, rec.expired_at = "expired", now()
         finally:
-            rec.inference_seconds = base_seconds + busy.seconds
+            rec.inference_seconds = base_seconds + busy.total()
             output.close()
             errors.close()
         if rec.status == "in_progress":
@@ -195,7 +213,9 @@ class BatchRunner:
     ) -> None:
         try:
             request = _loads(raw)
-            custom_id, body = request["custom_id"], request["body"]
+            custom_id = request["custom_id"]
+            # a batch answer is one JSON body; a streamed one could not be stored as such
+            body = {k: v for k, v in request["body"].items() if k not in ("stream", "stream_options")}
             reply = None
             failure = ""
             busy.enter()
@@ -212,8 +232,9 @@ class BatchRunner:
             finally:
                 busy.leave()
             if reply is None:
-                line = _error_line(custom_id, "engine_unavailable",
-                                   f"gave up after {self.config.max_attempts} attempts: {failure}")
+                line = _error_line(
+                    custom_id, "engine_unavailable", f"gave up after {self.config.max_attempts} attempts: {failure}"
+                )
                 await asyncio.to_thread(errors.append, line)
                 rec.failed += 1
                 return
@@ -271,8 +292,10 @@ class BatchRunner:
                 rec.error_file_id = key
         self.meta.save_batch(rec)
         shutil.rmtree(self.work_root / rec.id, ignore_errors=True)
-        log.info("batch finished", extra={"batch_id": rec.id, "status": rec.status,
-                                          "completed": rec.completed, "failed": rec.failed})
+        log.info(
+            "batch finished",
+            extra={"batch_id": rec.id, "status": rec.status, "completed": rec.completed, "failed": rec.failed},
+        )
 
 
 def _loads(raw: bytes) -> dict[str, Any]:

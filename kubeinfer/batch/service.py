@@ -63,8 +63,14 @@ class BatchService:
                 log.exception("batch crashed", extra={"batch_id": batch_id})
                 rec = self.meta.get_batch(batch_id)
                 if rec is not None and not rec.terminal:
-                    rec.errors = [{"code": "internal_error", "message": f"{type(exc).__name__}: {exc}",
-                                   "param": None, "line": None}]
+                    rec.errors = [
+                        {
+                            "code": "internal_error",
+                            "message": f"{type(exc).__name__}: {exc}",
+                            "param": None,
+                            "line": None,
+                        }
+                    ]
                     rec.status, rec.failed_at = "failed", now()
                     self.meta.save_batch(rec)
 
@@ -88,8 +94,9 @@ class BatchService:
         if input_file is None:
             raise FileNotFound(input_file_id)
         if input_file.purpose != "batch":
-            raise InvalidBatchRequest(f"file {input_file_id} has purpose '{input_file.purpose}', not 'batch'",
-                                      "input_file_id")
+            raise InvalidBatchRequest(
+                f"file {input_file_id} has purpose '{input_file.purpose}', not 'batch'", "input_file_id"
+            )
         created = now()
         rec = BatchRecord(
             id=new_id("batch"),
@@ -115,7 +122,7 @@ class BatchService:
             raise BatchNotFound(batch_id)
         return rec
 
-    def list(self, project: str, limit: int, after: str | None) -> list[BatchRecord]:
+    def page(self, project: str, limit: int, after: str | None) -> list[BatchRecord]:
         records = self.meta.list_batches(project, limit, after)
         running = self.runner.current
         return [running if running is not None and r.id == running.id else r for r in records]

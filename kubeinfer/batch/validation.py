@@ -102,8 +102,12 @@ def _check_request(
     url = request.get("url")
     if url != endpoint:
         errors.append(
-            _error("invalid_url", f"Line {number}: url {url!r} does not match the batch endpoint '{endpoint}'",
-                   number, "url")
+            _error(
+                "invalid_url",
+                f"Line {number}: url {url!r} does not match the batch endpoint '{endpoint}'",
+                number,
+                "url",
+            )
         )
     body = request.get("body")
     if not isinstance(body, dict):
@@ -116,11 +120,22 @@ def _check_request(
         report.model = model
         if known_models is not None and model not in known_models:
             served = ", ".join(sorted(known_models)) or "none"
-            errors.append(_error("model_not_found",
-                                 f"Line {number}: model '{model}' does not exist; served models: {served}",
-                                 number, "body.model"))
+            errors.append(
+                _error(
+                    "model_not_found",
+                    f"Line {number}: model '{model}' does not exist; served models: {served}",
+                    number,
+                    "body.model",
+                )
+            )
     elif model != report.model:
-        errors.append(_error("mismatched_model",
-                             f"Line {number}: model '{model}' differs from '{report.model}' on an earlier line; "
-                             "a batch must use one model", number, "body.model"))
+        errors.append(
+            _error(
+                "mismatched_model",
+                f"Line {number}: model '{model}' differs from '{report.model}' on an earlier line; "
+                "a batch must use one model",
+                number,
+                "body.model",
+            )
+        )
     return errors

@@ -47,8 +47,13 @@ class Checkpoint:
                 f"{path} was written for a different manifest spec; start without --resume or restore the manifest"
             )
         cells = {key: CellResult.model_validate(value) for key, value in data.get("cells", {}).items()}
-        return cls(data["fingerprint"], data.get("started_at", ""), data.get("elapsed_seconds", 0.0), cells,
-                   data.get("stress_done", False))
+        return cls(
+            data["fingerprint"],
+            data.get("started_at", ""),
+            data.get("elapsed_seconds", 0.0),
+            cells,
+            data.get("stress_done", False),
+        )
 
     def save(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,13 @@ STRESS = "stress"
 class LocalExecutor:
     """Executes cells as local llama-server processes; logs land in `<out_dir>/logs`."""
 
-    def __init__(self, engine: EngineInstall, resolver: ModelResolver, out_dir: Path,
-                 log: Callable[[str], None] = lambda _m: None) -> None:
+    def __init__(
+        self,
+        engine: EngineInstall,
+        resolver: ModelResolver,
+        out_dir: Path,
+        log: Callable[[str], None] = lambda _m: None,
+    ) -> None:
         self.engine = engine
         self.resolver = resolver
         self.out_dir = out_dir
@@ -81,14 +86,25 @@ class LocalExecutor:
         measured = self._serve_and_measure(result, model, spec, plan, [STRESS], log_suffix="-stress", rate=False)
         return measured.profiles.get(STRESS) or ProfileResult(status="error", reason=measured.reason)
 
-    def _serve_and_measure(self, result: CellResult, model: CachedModel, spec: BenchmarkMatrixSpec,
-                           plan: preflight.ServerPlan, profiles: list[str], log_suffix: str = "",
-                           rate: bool = True) -> CellResult:
+    def _serve_and_measure(
+        self,
+        result: CellResult,
+        model: CachedModel,
+        spec: BenchmarkMatrixSpec,
+        plan: preflight.ServerPlan,
+        profiles: list[str],
+        log_suffix: str = "",
+        rate: bool = True,
+    ) -> CellResult:
         log_path = self.out_dir / "logs" / f"{model.model}_{model.quantization}{log_suffix}.log"
         result.server_log = str(log_path)
         config = ServerConfig(
-            model_path=model.path, ctx_size=plan.ctx_size, parallel=spec.engine.parallel,
-            threads=self.threads(spec), gpu_layers=spec.engine.gpu_layers, alias=model.model,
+            model_path=model.path,
+            ctx_size=plan.ctx_size,
+            parallel=spec.engine.parallel,
+            threads=self.threads(spec),
+            gpu_layers=spec.engine.gpu_layers,
+            alias=model.model,
             extra_args=spec.engine.extra_args,
         )
         server = LlamaServer(self.engine.llama_server, config, log_path)
@@ -101,9 +117,14 @@ class LocalExecutor:
         with server:
             result.load_seconds = round(server.load_seconds or 0.0, 3)
             context = ProfileContext(
-                base_url=server.base_url, model=model.model, profiles=spec.profiles,
-                quick=spec.mode == "quick", server_pid=server.pid, max_context=plan.ctx_per_slot,
-                stop=self.stop, log=self.log,
+                base_url=server.base_url,
+                model=model.model,
+                profiles=spec.profiles,
+                quick=spec.mode == "quick",
+                server_pid=server.pid,
+                max_context=plan.ctx_per_slot,
+                stop=self.stop,
+                log=self.log,
             )
             for name in profiles:
                 if self.stop.is_set():
@@ -111,8 +132,11 @@ class LocalExecutor:
                 self.log(f"{result.key}: {name}")
                 outcome = PROFILE_RUNNERS[name](context)
                 if not server.alive():
-                    outcome = ProfileResult(status="error", metrics=outcome.metrics,
-                                            reason=f"llama-server died during {name}:\n{server.log_tail(5)}")
+                    outcome = ProfileResult(
+                        status="error",
+                        metrics=outcome.metrics,
+                        reason=f"llama-server died during {name}:\n{server.log_tail(5)}",
+                    )
                 result.profiles[name] = rate_profile(name, outcome, spec.profiles) if rate else outcome
                 if not server.alive():
                     break
@@ -121,8 +145,12 @@ class LocalExecutor:
                 result.peak_memory_gb = round(server.sampler.peak_rss_bytes / GIB, 4)
                 swap = server.sampler.max_swap_bytes
                 if swap and not spec.limits.allow_swap:
-                    return self._ended(result, CellStatus.failed, None,
-                                       f"llama-server swapped {swap / GIB:.2f} GB and limits.allowSwap is false")
+                    return self._ended(
+                        result,
+                        CellStatus.failed,
+                        None,
+                        f"llama-server swapped {swap / GIB:.2f} GB and limits.allowSwap is false",
+                    )
         status, rule, reason = judge_cell(result.profiles)
         return self._ended(result, status, rule, reason)
 

@@ -9,10 +9,15 @@ CRITICAL_PROFILE = "interactive"
 
 
 def judge_cell(profiles: dict[str, ProfileResult]) -> tuple[CellStatus, Rule | None, str | None]:
-    """failed if the interactive thresholds were missed, partial if any other profile fell short, else passed."""
+    """failed if interactive missed a critical threshold (TTFT, tokens/s), partial if any profile fell short
+    otherwise (a rated-poor interactive run included), else passed."""
     critical = profiles.get(CRITICAL_PROFILE)
-    if critical is not None and critical.status == "failed":
-        return CellStatus.failed, Rule.performance_threshold, critical.reason or "missed the interactive thresholds"
+    if critical is not None and critical.status == "failed" and critical.rating != "poor":
+        return (
+            CellStatus.failed,
+            Rule.performance_threshold,
+            critical.reason or "missed the interactive thresholds",
+        )
     short = [name for name, result in profiles.items() if result.status in ("failed", "error")]
     if short:
         details = "; ".join(f"{name}: {profiles[name].reason or profiles[name].status}" for name in short)

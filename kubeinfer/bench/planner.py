@@ -21,8 +21,9 @@ class PlannedCell:
         return f"{self.model.name}/{self.quantization}"
 
     def pending_result(self) -> CellResult:
-        return CellResult(model=self.model.name, quantization=self.quantization,
-                          model_size_b=self.model.parameters_billion)
+        return CellResult(
+            model=self.model.name, quantization=self.quantization, model_size_b=self.model.parameters_billion
+        )
 
 
 def quantization_sequence(spec: BenchmarkMatrixSpec) -> list[str]:
@@ -46,8 +47,5 @@ def quantization_sequence(spec: BenchmarkMatrixSpec) -> list[str]:
 def plan(spec: BenchmarkMatrixSpec) -> list[PlannedCell]:
     by_size = sorted(spec.models, key=lambda m: m.parameters_billion)
     return [
-        PlannedCell(model, quant)
-        for quant in quantization_sequence(spec)
-        for model in by_size
-        if quant in model.files
+        PlannedCell(model, quant) for quant in quantization_sequence(spec) for model in by_size if quant in model.files
     ]

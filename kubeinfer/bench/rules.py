@@ -26,8 +26,10 @@ class Skip:
 def preflight_memory(estimated_gb: float, limit_gb: float) -> Skip | None:
     """Rule 1: never load a model whose estimated footprint exceeds the memory limit."""
     if estimated_gb > limit_gb:
-        return Skip(Rule.preflight_memory,
-                    f"estimated {estimated_gb:.2f} GB exceeds the memory limit of {limit_gb:.2f} GB")
+        return Skip(
+            Rule.preflight_memory,
+            f"estimated {estimated_gb:.2f} GB exceeds the memory limit of {limit_gb:.2f} GB",
+        )
     return None
 
 
@@ -42,18 +44,30 @@ def load_failure(cell: PlannedCell, finished: list[CellResult]) -> Skip | None:
 def performance_threshold(cell: PlannedCell, finished: list[CellResult]) -> Skip | None:
     """Rule 3: a model that missed the interactive thresholds stops larger models at the same quantization."""
     for done in finished:
-        if (done.quantization == cell.quantization and done.status == CellStatus.failed
-                and done.rule == Rule.performance_threshold and done.model_size_b < cell.model.parameters_billion):
-            return Skip(Rule.performance_threshold,
-                        f"smaller {done.model} already missed the performance thresholds at {done.quantization}")
+        if (
+            done.quantization == cell.quantization
+            and done.status == CellStatus.failed
+            and done.rule == Rule.performance_threshold
+            and done.model_size_b < cell.model.parameters_billion
+        ):
+            return Skip(
+                Rule.performance_threshold,
+                f"smaller {done.model} already missed the performance thresholds at {done.quantization}",
+            )
     return None
 
 
 def quantization_path(cell: PlannedCell, finished: list[CellResult], failures_needed: int) -> Skip | None:
     """Rule 4: if enough lower-precision quantizations of a model failed, a higher one will fail too."""
     bits = bits_per_weight(cell.quantization)
-    lower = [d for d in finished if d.model == cell.model.name and bits_per_weight(d.quantization) < bits
-             and d.status.finished and d.status != CellStatus.skipped]
+    lower = [
+        d
+        for d in finished
+        if d.model == cell.model.name
+        and bits_per_weight(d.quantization) < bits
+        and d.status.finished
+        and d.status != CellStatus.skipped
+    ]
     failed = [d for d in lower if d.status == CellStatus.failed]
     if lower and len(failed) == len(lower) and len(failed) >= failures_needed:
         quants = ", ".join(d.quantization for d in failed)
@@ -63,8 +77,9 @@ def quantization_path(cell: PlannedCell, finished: list[CellResult], failures_ne
 
 def memory_trend(cell: PlannedCell, finished: list[CellResult], limit_gb: float, margin_percent: float) -> Skip | None:
     """Rule 5: fit peak memory against estimated file size over finished cells; skip predicted failures."""
-    points = [(estimated_file_gb(d.model_size_b, d.quantization), d.peak_memory_gb)
-              for d in finished if d.peak_memory_gb]
+    points = [
+        (estimated_file_gb(d.model_size_b, d.quantization), d.peak_memory_gb) for d in finished if d.peak_memory_gb
+    ]
     xs = {x for x, _ in points}
     if len(xs) < 2:
         return None
@@ -77,14 +92,17 @@ def memory_trend(cell: PlannedCell, finished: list[CellResult], limit_gb: float,
     predicted = intercept + slope * estimated_file_gb(cell.model.parameters_billion, cell.quantization)
     with_margin = predicted * (1 + margin_percent / 100)
     if with_margin > limit_gb:
-        return Skip(Rule.memory_trend,
-                    f"memory trend of {n} finished cells predicts {predicted:.2f} GB "
-                    f"(+{margin_percent:.0f}% margin) above the {limit_gb:.2f} GB limit")
+        return Skip(
+            Rule.memory_trend,
+            f"memory trend of {n} finished cells predicts {predicted:.2f} GB "
+            f"(+{margin_percent:.0f}% margin) above the {limit_gb:.2f} GB limit",
+        )
     return None
 
 
-def skip_before_run(cell: PlannedCell, finished: list[CellResult], spec: BenchmarkMatrixSpec,
-                    limit_gb: float) -> Skip | None:
+def skip_before_run(
+    cell: PlannedCell, finished: list[CellResult], spec: BenchmarkMatrixSpec, limit_gb: float
+) -> Skip | None:
     """Rules 2 to 5, in the order that gives the most specific reason."""
     return (
         load_failure(cell, finished)
@@ -97,7 +115,8 @@ def skip_before_run(cell: PlannedCell, finished: list[CellResult], spec: Benchma
 def select_stress_cell(finished: list[CellResult]) -> CellResult | None:
     """Rule 6: stress the last passing configuration (largest footprint rated acceptable or better)."""
     candidates = [
-        d for d in finished
+        d
+        for d in finished
         if d.status in (CellStatus.passed, CellStatus.partial)
         and _RATING_RANK.get(_interactive_rating(d) or "failed", 0) >= _RATING_RANK["acceptable"]
     ]

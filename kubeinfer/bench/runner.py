@@ -54,8 +54,9 @@ def ordered_results(cells: list[PlannedCell], done: dict[str, CellResult]) -> li
 
 
 class MatrixRunner:
-    def __init__(self, matrix: BenchmarkMatrix, executor: CellExecutor, out_dir: Path,
-                 events: RunEvents | None = None) -> None:
+    def __init__(
+        self, matrix: BenchmarkMatrix, executor: CellExecutor, out_dir: Path, events: RunEvents | None = None
+    ) -> None:
         self.matrix = matrix
         self.spec = matrix.spec
         self.executor = executor
@@ -64,8 +65,7 @@ class MatrixRunner:
         self.cells = plan(self.spec)
 
     def run(self, resume: bool = False) -> MatrixOutcome:
-        checkpoint = (Checkpoint.load(self.out_dir, self.spec) if resume
-                      else Checkpoint(spec_fingerprint(self.spec)))
+        checkpoint = Checkpoint.load(self.out_dir, self.spec) if resume else Checkpoint(spec_fingerprint(self.spec))
         started = time.monotonic() - checkpoint.elapsed_seconds
         limit_gb = self.executor.memory_limit_gb(self.spec)
         try:
@@ -107,12 +107,16 @@ class MatrixRunner:
         if chosen is not None:
             planned = next(c for c in self.cells if c.key == chosen.key)
             self.events.message(f"stress: running on {chosen.key} (last passing configuration)")
-            chosen.profiles[STRESS] = rate_profile(STRESS, self.executor.run_stress(planned, self.spec),
-                                                   self.spec.profiles)
+            chosen.profiles[STRESS] = rate_profile(
+                STRESS, self.executor.run_stress(planned, self.spec), self.spec.profiles
+            )
             if chosen.status != CellStatus.failed:
                 chosen.status, chosen.rule, chosen.reason = judge_cell(chosen.profiles)
-        reason = (f"stress runs only on the last passing configuration, {chosen.key}" if chosen
-                  else "no configuration passed with an acceptable rating; nothing to stress")
+        reason = (
+            f"stress runs only on the last passing configuration, {chosen.key}"
+            if chosen
+            else "no configuration passed with an acceptable rating; nothing to stress"
+        )
         for result in results:
             if result is not chosen and result.status in (CellStatus.passed, CellStatus.partial):
                 result.profiles[STRESS] = ProfileResult(status="skipped", reason=f"{Rule.stress_selection}: {reason}")
@@ -122,8 +126,10 @@ class MatrixRunner:
 
     def _outcome(self, checkpoint: Checkpoint, started: float) -> MatrixOutcome:
         results = ordered_results(self.cells, checkpoint.cells)
-        stressed = next((r.key for r in results if r.profiles.get(STRESS) and r.profiles[STRESS].status != "skipped"),
-                        None)
+        stressed = next(
+            (r.key for r in results if r.profiles.get(STRESS) and r.profiles[STRESS].status != "skipped"),
+            None,
+        )
         return MatrixOutcome(
             cells=results,
             recommendations=recommend(results),

@@ -6,7 +6,9 @@ import importlib
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Benchmark and serve LLMs, locally or on Kubernetes.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Benchmark and serve LLMs, locally or on Kubernetes."
+)
 
 #: (module, command name) of each sub-app; a module exposes `app: typer.Typer`.
 SUBCOMMANDS = [

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from kubeinfer import __version__
 from kubeinfer.bench.checkpoint import CheckpointMismatchError
@@ -31,7 +32,19 @@ from kubeinfer.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Sweep models x quantizations x use-case profiles.")
 
-STATUS_STYLE = {"passed": "green", "partial": "yellow", "failed": "red", "skipped": "dim", "error": "magenta"}
+STATUS_STYLE = {
+    "passed": "green",
+    "partial": "yellow",
+    "failed": "red",
+    "skipped": "dim",
+    "error": "magenta",
+    "pending": "dim",
+    "running": "cyan",
+}
+
+
+def _status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def _load(manifest: Path) -> BenchmarkMatrix:
@@ -86,13 +99,13 @@ def _summary_table(cells: list[CellResult]) -> Table:
         interactive = cell.profiles.get("interactive")
         metrics = interactive.metrics if interactive else {}
         tps, ttft = metrics.get("tokens_per_second"), metrics.get("ttft_seconds")
-        style = STATUS_STYLE.get(cell.status.value, "")
         table.add_row(
-            cell.key, f"[{style}]{cell.status.value}[/]",
+            Text(cell.key),
+            _status_text(cell.status.value),
             f"{tps:.1f}" if isinstance(tps, int | float) else "-",
             f"{ttft:.3f}" if isinstance(ttft, int | float) else "-",
             (interactive.rating or "-") if interactive else "-",
-            ((f"{cell.rule.value}: " if cell.rule else "") + (cell.reason or ""))[:80],
+            Text(((f"{cell.rule.value}: " if cell.rule else "") + (cell.reason or ""))[:80]),
         )
     return table
 
@@ -106,7 +119,11 @@ def build_report(matrix: BenchmarkMatrix, outcome: MatrixOutcome, engine: Engine
             "config": matrix.spec.to_manifest(),
             "test_duration_seconds": outcome.elapsed_seconds,
             "kubeinfer_version": __version__,
-            "engine": {"name": "llama.cpp", "version": engine.version, "llama_server": str(engine.llama_server)},
+            "engine": {
+                "name": "llama.cpp",
+                "version": engine.version,
+                "llama_server": str(engine.llama_server),
+            },
             "complete": not outcome.interrupted,
             "stress_cell": outcome.stress_cell,
         },
@@ -134,18 +151,24 @@ def run(
     resolver = ModelResolver(ModelCache(get_settings().models_root), engine.llama_quantize, log=console.print)
     executor = LocalExecutor(engine, resolver, out_dir)
     _install_sigterm_as_interrupt()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task(matrix.metadata.name, total=len(cells))
         executor.log = lambda message: progress.update(task, description=message)
 
         def finished(result: CellResult, index: int, _total: int) -> None:
-            style = STATUS_STYLE.get(result.status.value, "")
             why = f" ({result.rule.value if result.rule else result.reason or ''})" if result.status != "passed" else ""
-            progress.console.print(f"[{style}]{result.key}: {result.status.value}[/]{why[:120]}")
+            line = Text(f"{result.key}: ") + _status_text(result.status.value) + Text(why[:120])
+            progress.console.print(line)
             progress.update(task, completed=index)
 
-        events = RunEvents(cell_finished=finished, message=lambda m: progress.console.print(m))
+        events = RunEvents(cell_finished=finished, message=lambda m: progress.console.print(Text(m)))
         try:
             outcome = MatrixRunner(matrix, executor, out_dir, events).run(resume=resume)
         except CheckpointMismatchError as exc:
@@ -157,8 +180,10 @@ def run(
     for fmt, path in written.items():
         console.print(f"{fmt} report: {path}")
     if outcome.interrupted:
-        console.print(f"[yellow]interrupted[/]: finished cells are checkpointed; continue with "
-                      f"`kubeinfer bench run {manifest} --output {out_dir} --resume`")
+        console.print(
+            f"[yellow]interrupted[/]: finished cells are checkpointed; continue with "
+            f"`kubeinfer bench run {manifest} --output {out_dir} --resume`"
+        )
         raise typer.Exit(130)
 
 

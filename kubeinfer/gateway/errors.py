@@ -13,7 +13,11 @@ from kubeinfer.storage.files import FileNotFound
 
 class ApiError(Exception):
     def __init__(
-        self, status_code: int, message: str, code: str | None = None, param: str | None = None,
+        self,
+        status_code: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
         type_: str = "invalid_request_error",
     ) -> None:
         super().__init__(message)

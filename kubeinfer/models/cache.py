@@ -10,7 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class ChecksumError(ValueError):
@@ -26,7 +30,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def copy_verified(source: BinaryIO, dest: Path, expected_sha256: str | None, what: str) -> str:
+def copy_verified(source: Readable, dest: Path, expected_sha256: str | None, what: str) -> str:
     """Stream `source` into `dest` through a temporary file; `dest` appears only if the checksum holds."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.partial")
@@ -78,12 +82,13 @@ class ModelCache:
     def record(self, model: str, quantization: str, source: str, sha256: str | None = None) -> CachedModel:
         path = self.path_for(model, quantization)
         digest = sha256 or sha256_file(path)
-        meta = {"sha256": digest, "size_bytes": path.stat().st_size, "source": source}
+        size = path.stat().st_size
+        meta = {"sha256": digest, "size_bytes": size, "source": source}
         sidecar = self._sidecar(path)
         tmp = sidecar.with_name(f".{sidecar.name}.partial")
         tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, sidecar)
-        return CachedModel(model, quantization, path, digest, meta["size_bytes"], source)
+        return CachedModel(model, quantization, path, digest, size, source)
 
     def list(self) -> list[CachedModel]:
         found = []

@@ -25,5 +25,7 @@ def quantize(llama_quantize: Path, source: Path, dest: Path, quantization: str, 
     if proc.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
         tail = "\n".join(proc.stdout.splitlines()[-15:])
-        raise QuantizeError(f"llama-quantize {quantization} from {source.name} failed (exit {proc.returncode}):\n{tail}")
+        raise QuantizeError(
+            f"llama-quantize {quantization} from {source.name} failed (exit {proc.returncode}):\n{tail}"
+        )
     os.replace(tmp, dest)

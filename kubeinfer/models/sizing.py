@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -17,15 +18,22 @@ DEFAULT_N_UBATCH = 512
 #: Per-sequence context is padded to this many cells (llama-context.cpp: GGML_PAD(n_ctx / n_seq_max, 256)).
 CTX_SEQ_PADDING = 256
 
-#: Peak RSS of llama-server with a model whose weights, KV cache and buffers are all accounted for
-#: separately: binary text and data (the embedded web UI included), libc and libstdc++, the HTTP
-#: server's and the thread pool's stacks, and the allocator's arenas. Measured with
+#: llama-server's own footprint, whatever the model: the pages of the (static, 15 MB) binary that
+#: run, about 12.4 MiB of file-backed RSS including the embedded web UI, plus about 8 MiB of
+#: anonymous memory (libstdc++ and allocator arenas, HTTP server and thread-pool stacks, the
+#: server's task queues). Measured as VmHWM minus every sized part with
 #: bench/calibrate_sizing.py (llama.cpp 0c1e570, x86-64 static build, 2 threads).
-RUNTIME_BASE_BYTES = 24 * 1024**2
+RUNTIME_BASE_BYTES = 20 * 1024**2
 
-#: Host memory per vocabulary entry held by llama_vocab: the token text, its score and attributes,
-#: the token-to-id hash map, the piece cache and the BPE merge ranks (about one merge per token).
+#: Host memory per vocabulary entry held by llama_vocab, derived from its containers: the token's
+#: text, score and attributes (40 B), the token-to-id hash map node (about 72 B), the piece cache
+#: string (32 B) and one BPE merge-rank map node per token (about 120 B), plus the tokenizer
+#: arrays gguf keeps while loading; SentencePiece vocabularies without merges cost less.
 VOCAB_BYTES_PER_TOKEN = 320
+
+#: Per slot, host memory that scales with the vocabulary: one f32 logits row in the output buffer
+#: (llama_context::output_reserve) and the sampler's llama_token_data candidates (12 B per token).
+SLOT_BYTES_PER_TOKEN = 4 + 12
 
 #: KV cache element sizes in bytes for the `--cache-type-k/-v` values llama-server accepts.
 KV_TYPE_BYTES: dict[str, float] = {
@@ -120,16 +128,26 @@ class MemoryEstimate:
 
 
 def read_geometry(path: Path) -> ModelGeometry:
-    """Read a GGUF header and tensor table; SizingError names the file when it is not valid GGUF."""
+    """Read a GGUF header and tensor table; SizingError names the file when it is not valid GGUF.
+
+    GGUFReader walks every tokenizer entry in Python (seconds for a 50k vocabulary on a busy
+    machine), so results are kept per file version for the pre-flight checks that repeat per cell.
+    """
+    if not path.is_file():
+        raise SizingError(f"{path}: no such model file")
+    stat = path.stat()
+    return _read_geometry(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_geometry(path: Path, mtime_ns: int, size: int) -> ModelGeometry:  # noqa: ARG001 - cache key
     reader = _open_gguf(path)
     fields = _gguf_fields(reader, path)
     arch = _required(fields, "general.architecture", path)
     if not isinstance(arch, str):
         raise SizingError(f"{path}: general.architecture is not a string")
-    tensors = tuple(
-        TensorInfo(t.name, t.tensor_type.name, int(t.n_elements), int(t.n_bytes)) for t in reader.tensors
-    )
-    file_bytes = path.stat().st_size
+    tensors = tuple(TensorInfo(t.name, t.tensor_type.name, int(t.n_elements), int(t.n_bytes)) for t in reader.tensors)
+    file_bytes = size
     _check_tensor_data(reader, path, file_bytes)
 
     def key(name: str) -> Any:
@@ -167,12 +185,10 @@ def read_geometry(path: Path) -> ModelGeometry:
 def _open_gguf(path: Path) -> Any:
     import gguf
 
-    if not path.is_file():
-        raise SizingError(f"{path}: no such model file")
     try:
         return gguf.GGUFReader(path)
     except (ValueError, OSError, IndexError, KeyError, TypeError) as exc:
-        raise SizingError(f"{path}: not a readable GGUF file ({exc})") from None
+        raise SizingError(f"{path}: not a readable GGUF file, truncated or corrupt ({exc})") from None
 
 
 def _gguf_fields(reader: Any, path: Path) -> dict[str, Any]:
@@ -357,9 +373,9 @@ def _compute_parts(geometry: ModelGeometry, ctx_size: int, parallel: int) -> tup
 
 
 def overhead_bytes(geometry: ModelGeometry, parallel: int) -> int:
-    """Runtime base, the vocabulary's host structures and the output (logits) buffer, one row per slot."""
-    output_buffer = geometry.vocab_size * max(1, parallel) * 4
-    return RUNTIME_BASE_BYTES + geometry.vocab_size * VOCAB_BYTES_PER_TOKEN + output_buffer
+    """Runtime base, the vocabulary's host structures and the per-slot logits row and sampler candidates."""
+    per_slot = geometry.vocab_size * SLOT_BYTES_PER_TOKEN * max(1, parallel)
+    return RUNTIME_BASE_BYTES + geometry.vocab_size * VOCAB_BYTES_PER_TOKEN + per_slot
 
 
 def estimate_memory(
@@ -410,9 +426,7 @@ def max_gpu_layers(
     return _choose_gpu_layers(geometry, kv, device_compute, gpu_vram_bytes, None)
 
 
-def _choose_gpu_layers(
-    geometry: ModelGeometry, kv: int, compute: int, vram: int | None, requested: int | None
-) -> int:
+def _choose_gpu_layers(geometry: ModelGeometry, kv: int, compute: int, vram: int | None, requested: int | None) -> int:
     full = geometry.block_count + 1
     if requested is not None or vram is None:
         return max(0, min(requested or 0, full))

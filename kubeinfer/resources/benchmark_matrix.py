@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kubeinfer.resources.common import API_VERSION, CamelModel, Condition, ObjectMeta
+from kubeinfer.resources.common import CamelModel, Condition, ObjectMeta
 
 #: Matrix traversal order: Q4_K_M first (the common sweet spot), then the neighbours, Q8_0 last.
 DEFAULT_QUANTIZATION_ORDER = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K", "Q8_0"]
@@ -37,9 +37,21 @@ class ModelEntry(CamelModel):
     with llama-quantize from another quantization of the same model).
     """
 
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.files.all(q, !self.files[q].startsWith('quantize:') "
+                    "|| self.files[q].substring(9) in self.files)",
+                    "message": "a quantize:<base> source must name a quantization this model lists",
+                }
+            ]
+        }
+    }
+
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=63)
     size: str = Field(pattern=SIZE_PATTERN, description="Parameter count such as 135M or 7B")
-    files: dict[str, str] = Field(min_length=1)
+    files: dict[str, str] = Field(min_length=1, max_length=32)
 
     @field_validator("files")
     @classmethod
@@ -107,6 +119,17 @@ class QualityProfile(CamelModel):
 
 
 class StressProfile(CamelModel):
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.abortTemperatureCelsius >= self.maxTemperatureCelsius",
+                    "message": "abortTemperatureCelsius must be at least maxTemperatureCelsius",
+                }
+            ]
+        }
+    }
+
     enabled: bool = True
     duration_seconds: float = Field(default=1800, gt=0)
     sample_interval_seconds: float = Field(default=30, gt=0)
@@ -162,7 +185,9 @@ class Termination(CamelModel):
     """Tuning of the early-termination rules (see docs/benchmarks.md for each rule)."""
 
     quantization_path_failures: int = Field(
-        default=3, ge=1, le=20,
+        default=3,
+        ge=1,
+        le=20,
         description="Skip a higher-precision quantization of a model once this many lower ones failed",
     )
     memory_trend_margin_percent: float = Field(
@@ -171,7 +196,23 @@ class Termination(CamelModel):
 
 
 class BenchmarkMatrixSpec(CamelModel):
-    models: list[ModelEntry] = Field(min_length=1)
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.engine) || !has(self.engine.type) || self.engine.type != 'vllm' "
+                    "|| (has(self.placement) && has(self.placement.pool) && self.placement.pool == 'gpu')",
+                    "message": "engine.type vllm needs placement.pool gpu",
+                },
+                {
+                    "rule": "self.models.all(m, self.models.exists_one(n, n.name == m.name))",
+                    "message": "model names must be unique",
+                },
+            ]
+        }
+    }
+
+    models: list[ModelEntry] = Field(min_length=1, max_length=32)
     mode: Mode = Mode.full
     quantization_order: list[str] = Field(default_factory=lambda: list(DEFAULT_QUANTIZATION_ORDER))
     quick_quantizations: list[str] = Field(default_factory=lambda: list(DEFAULT_QUICK_QUANTIZATIONS))
@@ -268,7 +309,7 @@ class BenchmarkMatrixStatus(CamelModel):
 
 
 class BenchmarkMatrix(CamelModel):
-    api_version: Literal["kubeinfer.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: Literal["kubeinfer.dev/v1alpha1"] = Field(default="kubeinfer.dev/v1alpha1", alias="apiVersion")
     kind: Literal["BenchmarkMatrix"] = "BenchmarkMatrix"
     metadata: ObjectMeta
     spec: BenchmarkMatrixSpec

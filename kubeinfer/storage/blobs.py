@@ -6,6 +6,7 @@ runner and the gateway only ever see this interface and local paths it hands out
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -115,7 +116,8 @@ class LocalBlobStore(BlobStore):
                     handle.write(chunk)
                 self._publish(handle, tmp_path, key)
         except BaseException:
-            tmp_path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_path)
             raise
         return StoredBlob(key, size, digest.hexdigest())
 

@@ -30,6 +30,11 @@ class FileService:
         blob = await self.blobs.put_stream(file_id, chunks, self.max_upload_bytes)
         return self.meta.add_file(FileRecord(file_id, project, filename, purpose, blob.bytes, blob.sha256))
 
+    def rename(self, record: FileRecord, filename: str, purpose: str) -> FileRecord:
+        record.filename, record.purpose = filename, purpose
+        self.meta.save_file(record)
+        return record
+
     def get(self, project: str, file_id: str) -> FileRecord:
         record = self.meta.get_file(file_id, project)
         if record is None:

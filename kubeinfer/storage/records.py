@@ -140,6 +140,12 @@ class MetadataStore:
         rows = self._query(sql + " ORDER BY seq DESC LIMIT ?", (*args, limit))
         return [_load(FileRecord, r[0]) for r in rows]
 
+    def save_file(self, record: FileRecord) -> None:
+        self._query(
+            "UPDATE files SET purpose = ?, data = ? WHERE id = ?",
+            (record.purpose, json.dumps(dataclasses.asdict(record)), record.id),
+        )
+
     def delete_file(self, file_id: str) -> None:
         self._query("DELETE FROM files WHERE id = ?", (file_id,))
 

@@ -18,8 +18,12 @@ def minimal(**spec_overrides: object) -> dict[str, object]:
         "models": [{"name": "smollm2-135m", "size": "135M", "files": {"Q4_1": "pypi:smollm2-135m"}}],
     }
     spec.update(spec_overrides)
-    return {"apiVersion": "kubeinfer.dev/v1alpha1", "kind": "BenchmarkMatrix", "metadata": {"name": "t"},
-            "spec": spec}
+    return {
+        "apiVersion": "kubeinfer.dev/v1alpha1",
+        "kind": "BenchmarkMatrix",
+        "metadata": {"name": "t"},
+        "spec": spec,
+    }
 
 
 def write(tmp_path: Path, data: object) -> Path:
@@ -86,7 +90,8 @@ def test_unknown_field_is_named(tmp_path: Path) -> None:
 def test_bad_quantization_name_is_named(tmp_path: Path) -> None:
     data = minimal(models=[{"name": "m", "size": "1B", "files": {"Q4_KM": "pypi:smollm2-135m"}}])
     message = error_of(tmp_path, data)
-    assert "spec.models.0.files" in message and "Q4_KM" in message
+    assert "spec.models.0.files" in message
+    assert "Q4_KM" in message
 
 
 def test_derived_quantization_needs_a_listed_base(tmp_path: Path) -> None:
@@ -115,7 +120,7 @@ def test_vllm_needs_a_gpu_pool(tmp_path: Path) -> None:
 
 def test_all_profiles_disabled(tmp_path: Path) -> None:
     off = {"enabled": False}
-    profiles = {name: off for name in ("interactive", "longContext", "batch", "quality", "stress")}
+    profiles = dict.fromkeys(("interactive", "longContext", "batch", "quality", "stress"), off)
     assert "at least one profile" in error_of(tmp_path, minimal(profiles=profiles))
 
 

@@ -27,16 +27,32 @@ LADDER = ["Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"]
 
 
 def spec(mode: str = "full", sizes: tuple[str, ...] = ("1B", "7B", "3B")) -> BenchmarkMatrixSpec:
-    models = [{"name": f"m{size.lower()}", "size": size, "files": {q: f"hf://org/m/{q}.gguf" for q in LADDER}}
-              for size in sizes]
+    models = [
+        {"name": f"m{size.lower()}", "size": size, "files": {q: f"hf://org/m/{q}.gguf" for q in LADDER}}
+        for size in sizes
+    ]
     return BenchmarkMatrixSpec.model_validate({"models": models, "mode": mode})
 
 
-def done(model: str, size_b: float, quant: str, status: CellStatus, rule: Rule | None = None,
-         peak_gb: float | None = None, rating: str | None = "good") -> CellResult:
+def done(
+    model: str,
+    size_b: float,
+    quant: str,
+    status: CellStatus,
+    rule: Rule | None = None,
+    peak_gb: float | None = None,
+    rating: str | None = "good",
+) -> CellResult:
     profiles = {"interactive": ProfileResult(status="passed", rating=rating)}  # type: ignore[arg-type]
-    return CellResult(model=model, quantization=quant, model_size_b=size_b, status=status, rule=rule,
-                      peak_memory_gb=peak_gb, profiles=profiles)
+    return CellResult(
+        model=model,
+        quantization=quant,
+        model_size_b=size_b,
+        status=status,
+        rule=rule,
+        peak_memory_gb=peak_gb,
+        profiles=profiles,
+    )
 
 
 def test_full_mode_traverses_by_quantization_q4_k_m_first_small_models_first() -> None:
@@ -51,20 +67,36 @@ def test_quick_mode_runs_only_the_quick_quantizations() -> None:
 
 def test_quick_mode_without_matching_quantizations_is_a_clear_error() -> None:
     only_q8 = BenchmarkMatrixSpec.model_validate(
-        {"mode": "quick", "models": [{"name": "m", "size": "1B", "files": {"Q8_0": "pypi:smollm2-135m"}}]})
+        {"mode": "quick", "models": [{"name": "m", "size": "1B", "files": {"Q8_0": "pypi:smollm2-135m"}}]}
+    )
     with pytest.raises(PlanError, match="mode quick runs only Q4_K_M, Q5_K_M"):
         plan(only_q8)
 
 
 def test_unlisted_quantizations_follow_the_order_in_manifest_order() -> None:
-    s = BenchmarkMatrixSpec.model_validate({"models": [{"name": "m", "size": "1B", "files": {
-        "Q4_1": "pypi:smollm2-135m", "Q8_0": "quantize:Q4_1", "Q4_K_M": "quantize:Q4_1"}}]})
+    s = BenchmarkMatrixSpec.model_validate(
+        {
+            "models": [
+                {
+                    "name": "m",
+                    "size": "1B",
+                    "files": {
+                        "Q4_1": "pypi:smollm2-135m",
+                        "Q8_0": "quantize:Q4_1",
+                        "Q4_K_M": "quantize:Q4_1",
+                    },
+                }
+            ]
+        }
+    )
     assert [c.quantization for c in plan(s)] == ["Q4_K_M", "Q8_0", "Q4_1"]
 
 
 def test_rule1_preflight_skips_when_estimate_exceeds_limit() -> None:
     skip = preflight_memory(15.6, 14.0)
-    assert skip is not None and skip.rule == Rule.preflight_memory and "15.60 GB" in skip.reason
+    assert skip is not None
+    assert skip.rule == Rule.preflight_memory
+    assert "15.60 GB" in skip.reason
     assert preflight_memory(5.0, 14.0) is None
 
 
@@ -73,7 +105,9 @@ def test_rule2_load_failure_marks_the_model_too_large() -> None:
     finished = [done("m7b", 7, "Q4_K_M", CellStatus.failed, Rule.load_failure)]
     target = next(c for c in cells if c.key == "m7b/Q5_K_M")
     skip = load_failure(target, finished)
-    assert skip is not None and skip.rule == Rule.load_failure and "too large" in skip.reason
+    assert skip is not None
+    assert skip.rule == Rule.load_failure
+    assert "too large" in skip.reason
     assert load_failure(next(c for c in cells if c.key == "m3b/Q5_K_M"), finished) is None
 
 
@@ -90,7 +124,8 @@ def test_rule4_quantization_path_skips_q8_after_q4_q5_q6_failed() -> None:
     failed = [done("m7b", 7, q, CellStatus.failed, Rule.performance_threshold) for q in ("Q4_K_M", "Q5_K_M", "Q6_K")]
     q8 = next(c for c in cells if c.key == "m7b/Q8_0")
     skip = quantization_path(q8, failed, failures_needed=3)
-    assert skip is not None and skip.rule == Rule.quantization_path
+    assert skip is not None
+    assert skip.rule == Rule.quantization_path
     assert quantization_path(q8, failed[:2], failures_needed=3) is None
     passed_q4 = [done("m7b", 7, "Q4_K_M", CellStatus.passed), *failed[1:]]
     assert quantization_path(q8, passed_q4, failures_needed=2) is None
@@ -105,23 +140,30 @@ def test_rule4_does_not_skip_lower_precision_after_failures() -> None:
 
 def test_rule5_memory_trend_predicts_and_skips() -> None:
     cells = plan(spec(sizes=("1B", "3B", "7B")))
-    finished = [done("m1b", 1, "Q4_K_M", CellStatus.passed, peak_gb=1.2),
-                done("m3b", 3, "Q4_K_M", CellStatus.passed, peak_gb=2.6),
-                done("m7b", 7, "Q4_K_M", CellStatus.passed, peak_gb=5.4)]
+    finished = [
+        done("m1b", 1, "Q4_K_M", CellStatus.passed, peak_gb=1.2),
+        done("m3b", 3, "Q4_K_M", CellStatus.passed, peak_gb=2.6),
+        done("m7b", 7, "Q4_K_M", CellStatus.passed, peak_gb=5.4),
+    ]
     q8_7b = next(c for c in cells if c.key == "m7b/Q8_0")
     skip = memory_trend(q8_7b, finished, limit_gb=8.0, margin_percent=10)
-    assert skip is not None and skip.rule == Rule.memory_trend and "predicts" in skip.reason
+    assert skip is not None
+    assert skip.rule == Rule.memory_trend
+    assert "predicts" in skip.reason
     assert memory_trend(q8_7b, finished, limit_gb=24.0, margin_percent=10) is None
     assert memory_trend(q8_7b, finished[:1], limit_gb=1.0, margin_percent=10) is None
 
 
 def test_rule6_stress_selects_last_passing_configuration() -> None:
-    finished = [done("m3b", 3, "Q4_K_M", CellStatus.passed, rating="excellent"),
-                done("m3b", 3, "Q6_K", CellStatus.passed, rating="good"),
-                done("m7b", 7, "Q4_K_M", CellStatus.partial, rating="acceptable"),
-                done("m7b", 7, "Q6_K", CellStatus.failed, Rule.performance_threshold, rating="failed")]
+    finished = [
+        done("m3b", 3, "Q4_K_M", CellStatus.passed, rating="excellent"),
+        done("m3b", 3, "Q6_K", CellStatus.passed, rating="good"),
+        done("m7b", 7, "Q4_K_M", CellStatus.partial, rating="acceptable"),
+        done("m7b", 7, "Q6_K", CellStatus.failed, Rule.performance_threshold, rating="failed"),
+    ]
     chosen = select_stress_cell(finished)
-    assert chosen is not None and chosen.key == "m7b/Q4_K_M"
+    assert chosen is not None
+    assert chosen.key == "m7b/Q4_K_M"
     assert select_stress_cell([finished[-1]]) is None
 
 
@@ -130,14 +172,21 @@ def test_skip_before_run_prefers_the_most_specific_rule() -> None:
     s = spec()
     finished = [done("m7b", 7, "Q4_K_M", CellStatus.failed, Rule.load_failure)]
     skip = skip_before_run(next(c for c in cells if c.key == "m7b/Q5_K_M"), finished, s, 14.0)
-    assert skip is not None and skip.rule == Rule.load_failure
+    assert skip is not None
+    assert skip.rule == Rule.load_failure
 
 
 def test_judge_cell() -> None:
     ok = ProfileResult(status="passed")
     assert judge_cell({"interactive": ok, "batch": ok})[0] == CellStatus.passed
     slow = ProfileResult(status="failed", reason="2.1 t/s below 5")
-    assert judge_cell({"interactive": slow, "batch": ok}) == (CellStatus.failed, Rule.performance_threshold,
-                                                              "2.1 t/s below 5")
+    assert judge_cell({"interactive": slow, "batch": ok}) == (
+        CellStatus.failed,
+        Rule.performance_threshold,
+        "2.1 t/s below 5",
+    )
     status, rule, reason = judge_cell({"interactive": ok, "quality": ProfileResult(status="failed", reason="math 40")})
-    assert status == CellStatus.partial and rule is None and reason is not None and "quality: math 40" in reason
+    assert status == CellStatus.partial
+    assert rule is None
+    assert reason is not None
+    assert "quality: math 40" in reason

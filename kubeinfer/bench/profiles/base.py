@@ -1,0 +1,125 @@
+"""What every profile receives, and the helpers they share for results, statistics and prompts."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeinfer.bench.client import ChatClient, Interrupted, ServerError
+from kubeinfer.resources.benchmark_matrix import ProfileResult, Profiles
+
+#: Room left for the tokens a chat template adds and for tokenizer drift when text is re-tokenized.
+TEMPLATE_MARGIN_TOKENS = 64
+
+
+def _no_log(_message: str) -> None:
+    return None
+
+
+@dataclass
+class ProfileContext:
+    """One running server and the thresholds to judge it by.
+
+    `server_pid` is None when the server runs elsewhere (an in-cluster runner pod talks to a Service):
+    memory metrics are then None. `max_context` is the most prompt plus generated tokens one slot accepts.
+    Setting `stop` (Ctrl-C) makes a profile return promptly with status error and reason "interrupted".
+    """
+
+    base_url: str
+    model: str
+    profiles: Profiles
+    quick: bool = False
+    server_pid: int | None = None
+    max_context: int = 4096
+    stop: threading.Event = field(default_factory=threading.Event)
+    log: Callable[[str], None] = _no_log
+
+    def client(self, stop: threading.Event | None = None) -> ChatClient:
+        return ChatClient(self.base_url, self.model, stop=stop or self.stop)
+
+
+def interrupted(metrics: dict[str, Any] | None = None) -> ProfileResult:
+    return ProfileResult(status="error", metrics=metrics or {}, reason="interrupted")
+
+
+def server_failed(exc: ServerError, metrics: dict[str, Any] | None = None) -> ProfileResult:
+    return ProfileResult(status="error", metrics=metrics or {}, reason=f"server error: {exc}")
+
+
+def judged(metrics: dict[str, Any], failures: list[str]) -> ProfileResult:
+    """Passed when no threshold failed; otherwise failed with every failure in the reason."""
+    if failures:
+        return ProfileResult(status="failed", metrics=metrics, reason="; ".join(failures))
+    return ProfileResult(status="passed", metrics=metrics)
+
+
+def guarded(run: Callable[[ProfileContext], ProfileResult]) -> Callable[[ProfileContext], ProfileResult]:
+    """Turn an interruption or a server error anywhere in a profile into its error result."""
+
+    def wrapper(ctx: ProfileContext) -> ProfileResult:
+        try:
+            return run(ctx)
+        except Interrupted:
+            return interrupted()
+        except ServerError as exc:
+            return server_failed(exc)
+
+    wrapper.__name__ = run.__name__
+    wrapper.__doc__ = run.__doc__
+    return wrapper
+
+
+def mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def percent_change(before: float | None, after: float | None) -> float | None:
+    """(after - before) / before in percent; None when either is missing or before is zero."""
+    if before is None or after is None or before == 0:
+        return None
+    return (after - before) / before * 100
+
+
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def fit_prompt(client: ChatClient, text: str, tokens: int) -> str:
+    """`text` cut to about `tokens` tokens, measured with the server's own tokenizer."""
+    ids = client.tokenize(text)
+    return text if len(ids) <= tokens else client.detokenize(ids[: max(tokens, 1)])
+
+
+def filler_text(approx_tokens: int, topic: str = "the archive") -> str:
+    """Deterministic varied prose, at least `approx_tokens` tokens long (about one token per 4 chars)."""
+    sentences: list[str] = []
+    length = 0
+    while length < approx_tokens * 5:
+        sentences.append(_sentence(len(sentences), topic))
+        length += len(sentences[-1]) + 1
+    return " ".join(sentences)
+
+
+_SUBJECTS = ("The keeper", "A traveller", "The council", "An old map", "The river", "A merchant", "The tower")
+_VERBS = ("recorded", "described", "forgot", "guarded", "questioned", "traded", "mapped")
+_OBJECTS = (
+    "the northern gate",
+    "a silver lantern",
+    "seven winters",
+    "the salt road",
+    "a sealed letter",
+    "the copper bell",
+    "the last harvest",
+    "a broken compass",
+    "the eastern marsh",
+)
+
+
+def _sentence(index: int, topic: str) -> str:
+    subject = _SUBJECTS[index % len(_SUBJECTS)]
+    verb = _VERBS[(index * 3) % len(_VERBS)]
+    obj = _OBJECTS[(index * 5) % len(_OBJECTS)]
+    return f"Entry {index + 1}: {subject} of {topic} {verb} {obj} in year {1200 + index * 7 % 400}."

@@ -1,0 +1,430 @@
+"""Rate a profile's metrics against the spec's thresholds and translate them into plain words.
+
+The seed's usability rating: *excellent* when every metric beats its threshold by 50% or more, *good* by
+20% or more, *acceptable* when every threshold is met, *poor* when a non-critical metric misses and
+*failed* when a critical one does. How far a metric "beats" its threshold is measured against the room
+the metric's scale leaves (see `Check.scale`), so that a 0-100 score or a temperature can be excellent too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kubeinfer.resources.benchmark_matrix import ProfileResult, Profiles, Rating
+
+EXCELLENT_MARGIN = 0.5
+GOOD_MARGIN = 0.2
+
+#: Higher-is-better rank of each rating; recommendations and reports sort by it.
+RATING_RANK: dict[str, int] = {"failed": 0, "poor": 1, "acceptable": 2, "good": 3, "excellent": 4}
+
+#: Room a temperature threshold is measured against: a 85 °C limit on a 25 °C room leaves 60 °C of headroom.
+AMBIENT_CELSIUS = 25.0
+
+#: The spec has no threshold for sustained-speed drift under stress; the batch profile's 20% default is used.
+MAX_STRESS_DRIFT_PERCENT = 20.0
+
+#: Metrics scored in percent (0-100); their headroom is the distance to a perfect 100.
+PERCENT_CEILING = 100.0
+
+ABS_DRIFT = "tokens_per_second_drift_percent_abs"
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Check:
+    """One metric against one threshold.
+
+    `scale` is what "beating the threshold by 100%" means: the threshold itself for ratio quantities
+    (tokens/s, seconds, percentages of variance), the distance to 100 for scores, the distance to room
+    temperature for Celsius, and None for yes/no facts (met or not, no degrees).
+    """
+
+    metric: str
+    threshold: float
+    higher_is_better: bool
+    critical: bool
+    scale: float | None
+
+    def margin(self, value: float) -> float:
+        """Signed fraction by which `value` beats the threshold; negative when it misses it."""
+        beat = value - self.threshold if self.higher_is_better else self.threshold - value
+        if beat < 0:
+            return -1.0 if self.scale is None else beat / max(self.scale, 1e-12)
+        if self.scale is None or self.scale <= 0:
+            return math.inf
+        return round(beat / self.scale, 9)
+
+
+def at_least(metric: str, threshold: float, *, critical: bool = False, ceiling: float | None = None) -> Check:
+    scale = threshold if ceiling is None else ceiling - threshold
+    return Check(metric, threshold, higher_is_better=True, critical=critical, scale=scale)
+
+
+def at_most(metric: str, threshold: float, *, critical: bool = False, floor: float = 0.0) -> Check:
+    return Check(metric, threshold, higher_is_better=False, critical=critical, scale=threshold - floor)
+
+
+def holds(metric: str, threshold: float, *, higher_is_better: bool, critical: bool = False) -> Check:
+    """A yes/no check: meeting it never limits the rating, missing it makes it poor (or failed)."""
+    return Check(metric, threshold, higher_is_better=higher_is_better, critical=critical, scale=None)
+
+
+def rating_from_margins(margins: list[tuple[Check, float]]) -> Rating | None:
+    """The seed rule applied to each check's margin; None when no metric could be checked."""
+    if not margins:
+        return None
+    if any(check.critical and margin < 0 for check, margin in margins):
+        return "failed"
+    if any(margin < 0 for _, margin in margins):
+        return "poor"
+    worst = min(margin for _, margin in margins)
+    if worst >= EXCELLENT_MARGIN:
+        return "excellent"
+    if worst >= GOOD_MARGIN:
+        return "good"
+    return "acceptable"
+
+
+def _number(value: Any) -> float | None:
+    """Metric values as floats; booleans count as 0/1, anything non-numeric as missing."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def evaluate(checks: list[Check], metrics: dict[str, Any]) -> list[tuple[Check, float]]:
+    """Margins of the checks whose metric was measured; a missing metric is not held against the profile."""
+    margins = []
+    for check in checks:
+        value = _number(metrics.get(check.metric))
+        if value is not None:
+            margins.append((check, check.margin(value)))
+    return margins
+
+
+def interactive_checks(profiles: Profiles, _metrics: dict[str, Any]) -> list[Check]:
+    """TTFT and speed decide whether the cell is usable at all (rule 3); jitter only degrades it."""
+    p = profiles.interactive
+    return [
+        at_least("tokens_per_second", p.min_tokens_per_second, critical=True),
+        at_most("ttft_seconds", p.max_time_to_first_token_seconds, critical=True),
+        at_most("variance_percent", p.max_variance_percent),
+    ]
+
+
+def _attempted_contexts(profiles: Profiles, metrics: dict[str, Any]) -> list[int]:
+    by_context = metrics.get("load_seconds_by_context")
+    if isinstance(by_context, dict) and by_context:
+        return sorted(int(size) for size in by_context)
+    return list(profiles.long_context.context_sizes)
+
+
+def long_context_checks(profiles: Profiles, metrics: dict[str, Any]) -> list[Check]:
+    """The largest attempted context must load in time; reaching it and not swapping are the rest.
+
+    "Attempted" rather than configured: a model whose trained context is 8k is judged on what it can hold.
+    """
+    attempted = _attempted_contexts(profiles, metrics)
+    return [
+        at_most("initial_load_seconds", profiles.long_context.max_initial_load_seconds, critical=True),
+        holds("max_context_ok", attempted[0], higher_is_better=True, critical=True),
+        holds("max_context_ok", attempted[-1], higher_is_better=True),
+        holds("swap_used_bytes", 0, higher_is_better=False),
+    ]
+
+
+def batch_checks(profiles: Profiles, _metrics: dict[str, Any]) -> list[Check]:
+    """Finishing documents is what makes batch use functional; consistency, degradation and leaks rate it."""
+    p = profiles.batch
+    return [
+        holds("documents", 1, higher_is_better=True, critical=True),
+        at_most("variance_percent", p.max_variance_percent),
+        at_most("degradation_percent", p.max_degradation_percent),
+        at_most("memory_drift_percent", p.max_memory_drift_percent),
+    ]
+
+
+def quality_checks(profiles: Profiles, _metrics: dict[str, Any]) -> list[Check]:
+    """Math is the critical score: the seed's financial use tolerates no arithmetic slips."""
+    p = profiles.quality
+    return [
+        at_least("math_score", p.min_math_score, critical=True, ceiling=PERCENT_CEILING),
+        at_least("comprehension_score", p.min_comprehension_score, ceiling=PERCENT_CEILING),
+        at_least("reasoning_score", p.min_reasoning_score, ceiling=PERCENT_CEILING),
+        at_least("format_compliance", p.min_format_compliance, ceiling=PERCENT_CEILING),
+    ]
+
+
+def stress_checks(profiles: Profiles, _metrics: dict[str, Any]) -> list[Check]:
+    """An aborted run or the abort temperature fails the profile; heat, throttling, swap and drift degrade it.
+
+    Drift is checked by magnitude because a sustained speed that changes by a fifth either way is unstable.
+    """
+    p = profiles.stress
+    return [
+        holds("aborted", 0, higher_is_better=False, critical=True),
+        holds("max_temperature_celsius", p.abort_temperature_celsius, higher_is_better=False, critical=True),
+        at_most("max_temperature_celsius", p.max_temperature_celsius, floor=AMBIENT_CELSIUS),
+        holds("throttled", 0, higher_is_better=False),
+        holds("swap_used_bytes", 0, higher_is_better=False),
+        at_most(ABS_DRIFT, MAX_STRESS_DRIFT_PERCENT),
+    ]
+
+
+CheckBuilder = Callable[[Profiles, dict[str, Any]], list[Check]]
+
+CHECKS: dict[str, CheckBuilder] = {
+    "interactive": interactive_checks,
+    "long_context": long_context_checks,
+    "batch": batch_checks,
+    "quality": quality_checks,
+    "stress": stress_checks,
+}
+
+
+def _with_derived(profile: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics plus the derived ones a profile's checks read (the stress drift's magnitude)."""
+    if profile != "stress":
+        return metrics
+    drift = _number(metrics.get("tokens_per_second_drift_percent"))
+    return {**metrics, ABS_DRIFT: abs(drift) if drift is not None else None}
+
+
+def failed_checks(profile: str, metrics: dict[str, Any], profiles: Profiles) -> list[Check]:
+    """The checks a profile's metrics miss, critical ones first (for reasons and reports)."""
+    checks = CHECKS[profile](profiles, metrics)
+    missed = [check for check, margin in evaluate(checks, _with_derived(profile, metrics)) if margin < 0]
+    return sorted(missed, key=lambda check: not check.critical)
+
+
+def rate_metrics(profile: str, metrics: dict[str, Any], profiles: Profiles) -> Rating | None:
+    """The rating of one profile's metrics; None for an unknown profile or when nothing was measured."""
+    builder = CHECKS.get(profile)
+    if builder is None:
+        return None
+    return rating_from_margins(evaluate(builder(profiles, metrics), _with_derived(profile, metrics)))
+
+
+def describe_miss(check: Check) -> str:
+    relation = "at least" if check.higher_is_better else "at most"
+    kind = "critical " if check.critical else ""
+    return f"{kind}{check.metric} should be {relation} {check.threshold:g}"
+
+
+def rate_profile(name: str, result: ProfileResult, profiles: Profiles) -> ProfileResult:
+    """A copy of `result` with its rating and interpretations.
+
+    skipped and error results get no rating. A failed result is rated from its metrics: *failed* when a
+    critical threshold was missed (TTFT, tokens/s, ...), *poor* when only a secondary one was (variance,
+    drift), so a jittery but usable configuration stays usable. A passed result whose metrics miss a
+    critical threshold is turned into a failed one, so that the status the termination rules read and the
+    rating shown in reports never disagree.
+    """
+    interpretation = interpret_metrics(result.metrics)
+    if result.status in ("skipped", "error"):
+        return result.model_copy(update={"rating": None, "interpretation": interpretation})
+    if result.status == "failed":
+        measured = rate_metrics(name, result.metrics, profiles)
+        rating = measured if measured in ("failed", "poor") else "failed"
+        return result.model_copy(update={"rating": rating, "interpretation": interpretation})
+    rating = rate_metrics(name, result.metrics, profiles)
+    update: dict[str, Any] = {"rating": rating, "interpretation": interpretation}
+    if rating == "failed":
+        critical = [c for c in failed_checks(name, result.metrics, profiles) if c.critical]
+        update |= {"status": "failed", "reason": "; ".join(describe_miss(c) for c in critical)}
+    return result.model_copy(update=update)
+
+
+# --- Real-world translation table -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Band:
+    """Values up to `upper` (inclusive or not, per table) read as `text`."""
+
+    upper: float
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Translation:
+    """One block of the seed's translation table.
+
+    `upper_inclusive` follows the metric's threshold direction so that a value exactly at a pass threshold
+    never reads as failing: TTFT 30 s is still "significant wait" (limit <= 30 s), 2 t/s is already
+    "slow but readable" (limit >= 2 t/s).
+    """
+
+    title: str
+    unit: str
+    upper_inclusive: bool
+    bands: tuple[Band, ...]
+
+    def band(self, value: float) -> Band:
+        for band in self.bands:
+            if value < band.upper or (self.upper_inclusive and value == band.upper):
+                return band
+        return self.bands[-1]
+
+
+INF = math.inf
+
+#: The seed's table. Gaps in it are closed: below 2 t/s (not in the seed) and 30-40 t/s (folded into
+#: "very fast"); the quality block is derived from the seed's quality examples (95%, 70%, "Q2").
+TRANSLATIONS: dict[str, Translation] = {
+    "tokens_per_second": Translation(
+        "Tokens/sec",
+        "t/s",
+        False,
+        (
+            Band(2, "<2 t/s", "Too slow to read along, batch use only"),
+            Band(5, "2-5 t/s", "Slow but readable, like careful dictation"),
+            Band(10, "5-10 t/s", "Moderate pace, acceptable for patient users"),
+            Band(15, "10-15 t/s", "Comfortable reading speed"),
+            Band(20, "15-20 t/s", "Fast reading, feels responsive"),
+            Band(40, "20-40 t/s", "Very fast, excellent UX"),
+            Band(INF, "40+ t/s", "Nearly instant for most prompts"),
+        ),
+    ),
+    "ttft_seconds": Translation(
+        "TTFT",
+        "s",
+        True,
+        (
+            Band(2, "<2s", "Feels instant, excellent UX"),
+            Band(5, "2-5s", "Barely noticeable pause"),
+            Band(10, "5-10s", "Noticeable but acceptable"),
+            Band(30, "10-30s", "Significant wait, breaks flow"),
+            Band(INF, ">30s", "Frustrating, unusable for interactive"),
+        ),
+    ),
+    "context_load_seconds": Translation(
+        "Context load",
+        "s",
+        True,
+        (
+            Band(5, "<5s", "Smooth workflow"),
+            Band(15, "5-15s", "Brief pause, manageable"),
+            Band(30, "15-30s", "Noticeable delay"),
+            Band(60, "30-60s", "Coffee break territory"),
+            Band(INF, ">60s", "Too slow for practical use"),
+        ),
+    ),
+    "memory_gb": Translation(
+        "Memory",
+        "GB",
+        True,
+        (
+            Band(6, "<6GB", "Plenty of headroom"),
+            Band(8, "6-8GB", "Room for other apps"),
+            Band(12, "8-12GB", "Dedicated inference, some headroom"),
+            Band(14, "12-14GB", "Most of system RAM"),
+            Band(INF, ">14GB", "Swapping likely, severe degradation"),
+        ),
+    ),
+    "throughput_docs_per_hour": Translation(
+        "Batch throughput",
+        "docs/hour",
+        False,
+        (
+            Band(10, "<10 docs/hour", "Only for small batches"),
+            Band(30, "10-30 docs/hour", "Overnight batch jobs"),
+            Band(60, "30-60 docs/hour", "Reasonable for moderate batches"),
+            Band(120, "60-120 docs/hour", "Efficient bulk processing"),
+            Band(INF, ">120 docs/hour", "Excellent throughput"),
+        ),
+    ),
+    "temperature_celsius": Translation(
+        "Temperature",
+        "°C",
+        True,
+        (
+            Band(70, "<70°C", "Cool, no concerns"),
+            Band(80, "70-80°C", "Warm but safe"),
+            Band(85, "80-85°C", "Hot, ensure good airflow"),
+            Band(90, "85-90°C", "Thermal limit approaching"),
+            Band(INF, ">90°C", "Too hot, reduce load"),
+        ),
+    ),
+    "quality_percent": Translation(
+        "Quality score",
+        "%",
+        False,
+        (
+            Band(50, "<50%", "Significant degradation, creative use only"),
+            Band(70, "50-70%", "Unreliable answers, avoid for factual or financial work"),
+            Band(80, "70-80%", "Usable with checking, avoid for financial work"),
+            Band(90, "80-90%", "Good accuracy, safe for most uses"),
+            Band(INF, "90%+", "Accuracy retained, safe for all uses"),
+        ),
+    ),
+}
+
+#: Profile metric names (and the report's cell fields) that read from a translation block.
+METRIC_TRANSLATION: dict[str, str] = {
+    "tokens_per_second": "tokens_per_second",
+    "server_tokens_per_second": "tokens_per_second",
+    "ttft_seconds": "ttft_seconds",
+    "server_ttft_seconds": "ttft_seconds",
+    "initial_load_seconds": "context_load_seconds",
+    "load_seconds": "context_load_seconds",
+    "throughput_docs_per_hour": "throughput_docs_per_hour",
+    "max_temperature_celsius": "temperature_celsius",
+    "temperature_celsius": "temperature_celsius",
+    "peak_memory_gb": "memory_gb",
+    "estimated_memory_gb": "memory_gb",
+    "math_score": "quality_percent",
+    "comprehension_score": "quality_percent",
+    "reasoning_score": "quality_percent",
+    "format_compliance": "quality_percent",
+    "overall_score": "quality_percent",
+}
+
+#: Byte-valued metrics interpreted on the memory scale after conversion to GiB.
+BYTE_METRICS = frozenset({"peak_rss_bytes"})
+
+
+def translation_for(metric: str) -> Translation:
+    """The translation block for a table name (`ttft_seconds`) or a profile metric (`server_ttft_seconds`)."""
+    if metric in BYTE_METRICS:
+        return TRANSLATIONS["memory_gb"]
+    name = METRIC_TRANSLATION.get(metric, metric)
+    try:
+        return TRANSLATIONS[name]
+    except KeyError:
+        raise ValueError(f"no real-world translation for metric '{metric}'") from None
+
+
+def interpret(metric: str, value: float) -> str:
+    """The seed's plain-words reading of one value, e.g. interpret("tokens_per_second", 18.5)."""
+    if metric in BYTE_METRICS:
+        value = value / GIB
+    return translation_for(metric).band(value).text
+
+
+def interpretable(metric: str) -> bool:
+    return metric in BYTE_METRICS or metric in METRIC_TRANSLATION or metric in TRANSLATIONS
+
+
+def interpret_metrics(metrics: dict[str, Any]) -> dict[str, str]:
+    """Interpretations of every numeric metric the table covers, plus one per long-context size."""
+    result = {
+        name: interpret(name, number)
+        for name, value in metrics.items()
+        if interpretable(name) and (number := _number(value)) is not None and not isinstance(value, bool)
+    }
+    by_context = metrics.get("load_seconds_by_context")
+    if isinstance(by_context, dict):
+        for size, seconds in by_context.items():
+            number = _number(seconds)
+            if number is not None:
+                result[f"load_seconds_by_context.{size}"] = interpret("context_load_seconds", number)
+    return result

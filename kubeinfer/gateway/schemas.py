@@ -1,0 +1,208 @@
+"""Request and response bodies, field for field as OpenAI's File and Batch objects and seed 000's job views."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from kubeinfer.batch.service import usage_of
+from kubeinfer.storage.records import BatchRecord, FileRecord
+
+BatchStatus = Literal[
+    "validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"
+]
+
+
+class FileObject(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: Literal["uploaded", "processed", "error"] = "processed"
+    expires_at: int | None = None
+    status_details: str | None = None
+    sha256: str = Field(description="kubeinfer extension: checksum of the stored content")
+
+    @classmethod
+    def of(cls, rec: FileRecord) -> FileObject:
+        return cls(
+            id=rec.id,
+            bytes=rec.bytes,
+            created_at=rec.created_at,
+            filename=rec.filename,
+            purpose=rec.purpose,
+            sha256=rec.sha256,
+        )
+
+
+class FileList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FileObject]
+    has_more: bool = False
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class FileDeleted(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: bool = True
+
+
+class BatchErrorItem(BaseModel):
+    code: str | None = None
+    message: str | None = None
+    param: str | None = None
+    line: int | None = None
+
+
+class BatchErrors(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[BatchErrorItem]
+
+
+class RequestCounts(BaseModel):
+    total: int
+    completed: int
+    failed: int
+
+
+class BatchUsage(BaseModel):
+    input_tokens: int
+    input_tokens_details: dict[str, int]
+    output_tokens: int
+    output_tokens_details: dict[str, int]
+    total_tokens: int
+
+
+class BatchObject(BaseModel):
+    id: str
+    object: Literal["batch"] = "batch"
+    endpoint: str
+    model: str | None = None
+    errors: BatchErrors | None = None
+    input_file_id: str
+    completion_window: str
+    status: BatchStatus
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    created_at: int
+    in_progress_at: int | None = None
+    expires_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
+    request_counts: RequestCounts
+    usage: BatchUsage | None = None
+    metadata: dict[str, str] | None = None
+
+    @classmethod
+    def of(cls, rec: BatchRecord) -> BatchObject:
+        errors = BatchErrors(data=[BatchErrorItem(**e) for e in rec.errors]) if rec.errors else None
+        return cls(
+            id=rec.id,
+            endpoint=rec.endpoint,
+            model=rec.model,
+            errors=errors,
+            input_file_id=rec.input_file_id,
+            completion_window=rec.completion_window,
+            status=rec.status,
+            output_file_id=rec.output_file_id,
+            error_file_id=rec.error_file_id,
+            created_at=rec.created_at,
+            in_progress_at=rec.in_progress_at,
+            expires_at=rec.expires_at,
+            finalizing_at=rec.finalizing_at,
+            completed_at=rec.completed_at,
+            failed_at=rec.failed_at,
+            expired_at=rec.expired_at,
+            cancelling_at=rec.cancelling_at,
+            cancelled_at=rec.cancelled_at,
+            request_counts=RequestCounts(total=rec.total, completed=rec.completed, failed=rec.failed),
+            usage=BatchUsage(**usage_of(rec)),
+            metadata=rec.metadata,
+        )
+
+
+class BatchCreate(BaseModel):
+    input_file_id: str
+    endpoint: str
+    completion_window: str = "24h"
+    metadata: dict[str, str] | None = None
+
+
+class BatchList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[BatchObject]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class ModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "kubeinfer"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+class JobStats(BaseModel):
+    total_jobs: int
+    total_tokens: int
+    prompt_tokens: int
+    completion_tokens: int
+    avg_token_throughput: float | None = Field(description="tokens per second of inference time")
+    success_rate: float | None = Field(description="completed jobs / finished jobs")
+
+
+class JobEntry(BaseModel):
+    batch_id: str
+    status: BatchStatus
+    model: str | None
+    created_at: int
+    completed_at: int | None
+    total_requests: int
+    completed_requests: int
+    failed_requests: int
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    inference_seconds: float | None
+    token_throughput: float | None
+    request_throughput: float | None
+
+
+class JobHistory(BaseModel):
+    jobs: list[JobEntry]
+
+
+class AnalyzeRequest(BaseModel):
+    content: str = Field(description="Hugging Face URL or repo id, or a local GGUF path")
+    ctx_size: int = Field(default=4096, gt=0)
+    parallel: int = Field(default=1, gt=0)
+    memory_gb: float | None = Field(default=None, gt=0, description="Memory available; default: this host's")
+
+
+class AnalyzeResponse(BaseModel):
+    success: bool = True
+    model_id: str
+    will_fit: bool
+    fits_without_offload: bool
+    memory: dict[str, float]
+    performance: dict[str, Any]
+
+
+def page(items: list[Any], limit: int) -> tuple[list[Any], bool]:
+    """Trim a list fetched with limit+1 rows to `limit`, reporting whether more exist."""
+    return items[:limit], len(items) > limit
