@@ -33,7 +33,7 @@ demo: setup
 	$(KUBEINFER) bench run examples/quickstart.yaml --output results/quickstart
 
 ## test: unit, integration and e2e tests against the real engine and model
-test: setup
+test: setup cluster-build
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv

@@ -13,6 +13,8 @@ from kubeinfer.models.cache import CachedModel, ModelCache
 from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
 
+pytest_plugins = ["tests.integration.hf_server"]
+
 SMOLLM2_FILES = {"Q4_1": "pypi:smollm2-135m", "Q8_0": "quantize:Q4_1"}
 
 

@@ -215,13 +215,6 @@ class ChatClient:
         data = self._interruptible(lambda: self._post_json("/detokenize", {"tokens": tokens}))
         return str(data.get("content", ""))
 
-    def template_overhead_tokens(self, messages: list[Message]) -> int:
-        """Tokens the chat template adds around `messages` (system prompt, role markers)."""
-        data = self._interruptible(lambda: self._post_json("/apply-template", {"messages": messages}))
-        rendered = str(data.get("prompt", ""))
-        content = sum(len(self.tokenize(m["content"])) for m in messages if m.get("content"))
-        return max(0, len(self.tokenize(rendered)) - content)
-
     def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             response = self._http.post(f"{self.base_url}{path}", json=body)

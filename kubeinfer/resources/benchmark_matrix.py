@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -44,6 +44,7 @@ class ModelEntry(CamelModel):
                     "rule": "self.files.all(q, !self.files[q].startsWith('quantize:') "
                     "|| self.files[q].substring(9) in self.files)",
                     "message": "a quantize:<base> source must name a quantization this model lists",
+                    "fieldPath": ".files",
                 }
             ]
         }
@@ -51,7 +52,9 @@ class ModelEntry(CamelModel):
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=63)
     size: str = Field(pattern=SIZE_PATTERN, description="Parameter count such as 135M or 7B")
-    files: dict[str, str] = Field(min_length=1, max_length=32)
+    files: dict[Annotated[str, Field(max_length=16)], Annotated[str, Field(max_length=1024)]] = Field(
+        min_length=1, max_length=32
+    )
 
     @field_validator("files")
     @classmethod
@@ -125,6 +128,7 @@ class StressProfile(CamelModel):
                 {
                     "rule": "self.abortTemperatureCelsius >= self.maxTemperatureCelsius",
                     "message": "abortTemperatureCelsius must be at least maxTemperatureCelsius",
+                    "fieldPath": ".abortTemperatureCelsius",
                 }
             ]
         }
@@ -203,10 +207,12 @@ class BenchmarkMatrixSpec(CamelModel):
                     "rule": "!has(self.engine) || !has(self.engine.type) || self.engine.type != 'vllm' "
                     "|| (has(self.placement) && has(self.placement.pool) && self.placement.pool == 'gpu')",
                     "message": "engine.type vllm needs placement.pool gpu",
+                    "fieldPath": ".engine.type",
                 },
                 {
                     "rule": "self.models.all(m, self.models.exists_one(n, n.name == m.name))",
                     "message": "model names must be unique",
+                    "fieldPath": ".models",
                 },
             ]
         }

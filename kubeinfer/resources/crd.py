@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrixSpec, BenchmarkMatrixStatus
 from kubeinfer.resources.common import API_GROUP
 
-_DROP = {"title", "$defs", "discriminator"}
+_DROP = {"title", "$defs", "discriminator", "propertyNames"}
 
 
 @dataclass(frozen=True)

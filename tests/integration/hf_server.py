@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
+import pytest
+
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CHUNK = 256 * 1024
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<filename>.+)$")
@@ -186,3 +188,40 @@ class _Handler(BaseHTTPRequestHandler):
                 entry.bytes_sent += want
                 if rate:
                     time.sleep(want / rate)
+
+
+# --- pytest fixtures shared by the tests that fetch from the loopback Hub ----------------------------
+
+REPO = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
+GATED = "acme/gated-model"
+FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
+@pytest.fixture(scope="module")
+def hub(smollm2_gguf: Path) -> Iterator[HubServer]:
+    repos = {
+        REPO: Repo({FILENAME: smollm2_gguf}, sha256={FILENAME: SHA256}),
+        GATED: Repo({FILENAME: smollm2_gguf}, token="hf_secret", sha256={FILENAME: SHA256}),
+    }
+    with HubServer(repos).running() as server:
+        yield server
+
+
+@pytest.fixture
+def endpoint(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> HubServer:
+    """A fresh log and behaviour per test, HF_ENDPOINT on the loopback Hub and no ambient token.
+
+    huggingface_hub binds HF_ENDPOINT at import for its side requests (the agent-harness registry):
+    its constants are set as that import would have set them, so nothing may leave the machine.
+    """
+    from huggingface_hub import constants
+
+    hub.reset()
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+    template = hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+    return hub

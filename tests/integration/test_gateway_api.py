@@ -358,3 +358,19 @@ def test_analyze_model_reports_fit_and_errors(gateway_url: str, smollm2_gguf: Pa
         assert "Could not extract model ID" in reply.json()["error"]["message"]
     missing = httpx.post(f"{gateway_url}/api/models/analyze", json={"content": "/nope/model.gguf"}, headers=auth)
     assert missing.status_code == 404
+
+
+def test_api_keys_parse_and_never_show_in_errors_or_repr() -> None:
+    from kubeinfer.gateway.auth import KeyRing, parse_api_keys
+
+    assert parse_api_keys("k1=projectA, k2=projectB\n# comment\nk3=projectA") == {
+        "k1": "projectA",
+        "k2": "projectB",
+        "k3": "projectA",
+    }
+    with pytest.raises(ValueError, match="key=project") as info:
+        parse_api_keys("sk-secret-without-project")
+    assert "sk-secret" not in str(info.value)
+    ring = KeyRing({"sk-secret": "p"}, insecure_no_auth=False)
+    assert "sk-secret" not in repr(ring)
+    assert ring.project_of("sk-secret") == "p"

@@ -5,49 +5,14 @@ from __future__ import annotations
 import hashlib
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kubeinfer.models.hf import ModelFetchError, fetch_hf, parse_hf_uri
-from tests.integration.hf_server import Behaviour, HubServer, Repo
+from tests.integration.hf_server import FILENAME, GATED, REPO, SHA256, Behaviour, HubServer
 
 pytestmark = pytest.mark.integration
-
-REPO = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
-GATED = "acme/gated-model"
-FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-
-
-@pytest.fixture(scope="module")
-def hub(smollm2_gguf: Path) -> Iterator[HubServer]:
-    repos = {
-        REPO: Repo({FILENAME: smollm2_gguf}, sha256={FILENAME: SHA256}),
-        GATED: Repo({FILENAME: smollm2_gguf}, token="hf_secret", sha256={FILENAME: SHA256}),
-    }
-    with HubServer(repos).running() as server:
-        yield server
-
-
-@pytest.fixture
-def endpoint(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    """A fresh log and behaviour per test, HF_ENDPOINT on the loopback Hub and no ambient token.
-
-    huggingface_hub binds HF_ENDPOINT at import for its side requests (the agent-harness registry):
-    its constants are set as that import would have set them, so nothing may leave the machine.
-    """
-    from huggingface_hub import constants
-
-    hub.reset()
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
-    template = hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
-    return hub
 
 
 def sha256(path: Path) -> str:
