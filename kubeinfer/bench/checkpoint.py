@@ -8,12 +8,32 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrixSpec, CellResult
 
 
 class CheckpointMismatchError(ValueError):
     pass
+
+
+class CheckpointStore(Protocol):
+    """Where a run's progress lives: a file for `kubeinfer bench run`, the resource's status in a cluster."""
+
+    def load(self, spec: BenchmarkMatrixSpec) -> Checkpoint: ...
+
+    def save(self, checkpoint: Checkpoint) -> None: ...
+
+
+class FileCheckpointStore:
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+
+    def load(self, spec: BenchmarkMatrixSpec) -> Checkpoint:
+        return Checkpoint.load(self.out_dir, spec)
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        checkpoint.save(self.out_dir)
 
 
 def spec_fingerprint(spec: BenchmarkMatrixSpec) -> str:

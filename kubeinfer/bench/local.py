@@ -10,11 +10,10 @@ from pathlib import Path
 import psutil
 
 from kubeinfer.bench import preflight
+from kubeinfer.bench.measure import measure_profiles
 from kubeinfer.bench.outcome import judge_cell
 from kubeinfer.bench.planner import PlannedCell
-from kubeinfer.bench.profiles import PROFILE_RUNNERS
 from kubeinfer.bench.profiles.base import ProfileContext
-from kubeinfer.bench.ratings import rate_profile
 from kubeinfer.bench.rules import GIB
 from kubeinfer.bench.rules import preflight_memory as preflight_rule
 from kubeinfer.engines.llamacpp_build import EngineInstall
@@ -126,20 +125,7 @@ class LocalExecutor:
                 stop=self.stop,
                 log=self.log,
             )
-            for name in profiles:
-                if self.stop.is_set():
-                    raise KeyboardInterrupt
-                self.log(f"{result.key}: {name}")
-                outcome = PROFILE_RUNNERS[name](context)
-                if not server.alive():
-                    outcome = ProfileResult(
-                        status="error",
-                        metrics=outcome.metrics,
-                        reason=f"llama-server died during {name}:\n{server.log_tail(5)}",
-                    )
-                result.profiles[name] = rate_profile(name, outcome, spec.profiles) if rate else outcome
-                if not server.alive():
-                    break
+            result.profiles.update(measure_profiles(context, profiles, rate, server.alive, lambda: server.log_tail(5)))
             if server.sampler is not None:
                 server.sampler.sample()
                 result.peak_memory_gb = round(server.sampler.peak_rss_bytes / GIB, 4)

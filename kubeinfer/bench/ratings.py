@@ -231,9 +231,8 @@ def rate_profile(name: str, result: ProfileResult, profiles: Profiles) -> Profil
     if result.status in ("skipped", "error"):
         return result.model_copy(update={"rating": None, "interpretation": interpretation})
     if result.status == "failed":
-        measured = rate_metrics(name, result.metrics, profiles)
-        rating = measured if measured in ("failed", "poor") else "failed"
-        return result.model_copy(update={"rating": rating, "interpretation": interpretation})
+        missed = rate_metrics(name, result.metrics, profiles) == "poor"
+        return result.model_copy(update={"rating": "poor" if missed else "failed", "interpretation": interpretation})
     rating = rate_metrics(name, result.metrics, profiles)
     update: dict[str, Any] = {"rating": rating, "interpretation": interpretation}
     if rating == "failed":

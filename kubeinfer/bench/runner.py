@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeinfer.bench.checkpoint import Checkpoint, spec_fingerprint
+from kubeinfer.bench.checkpoint import Checkpoint, CheckpointStore, FileCheckpointStore, spec_fingerprint
 from kubeinfer.bench.executor import CellExecutor
 from kubeinfer.bench.outcome import judge_cell
 from kubeinfer.bench.planner import PlannedCell, plan
@@ -55,17 +55,21 @@ def ordered_results(cells: list[PlannedCell], done: dict[str, CellResult]) -> li
 
 class MatrixRunner:
     def __init__(
-        self, matrix: BenchmarkMatrix, executor: CellExecutor, out_dir: Path, events: RunEvents | None = None
+        self,
+        matrix: BenchmarkMatrix,
+        executor: CellExecutor,
+        store: CheckpointStore | Path,
+        events: RunEvents | None = None,
     ) -> None:
         self.matrix = matrix
         self.spec = matrix.spec
         self.executor = executor
-        self.out_dir = out_dir
+        self.store = FileCheckpointStore(store) if isinstance(store, Path) else store
         self.events = events or RunEvents()
         self.cells = plan(self.spec)
 
     def run(self, resume: bool = False) -> MatrixOutcome:
-        checkpoint = Checkpoint.load(self.out_dir, self.spec) if resume else Checkpoint(spec_fingerprint(self.spec))
+        checkpoint = self.store.load(self.spec) if resume else Checkpoint(spec_fingerprint(self.spec))
         started = time.monotonic() - checkpoint.elapsed_seconds
         limit_gb = self.executor.memory_limit_gb(self.spec)
         try:
@@ -73,12 +77,12 @@ class MatrixRunner:
             self._run_stress(checkpoint, started)
         except KeyboardInterrupt:
             checkpoint.elapsed_seconds = time.monotonic() - started
-            checkpoint.save(self.out_dir)
+            self.store.save(checkpoint)
             outcome = self._outcome(checkpoint, started)
             outcome.interrupted = True
             return outcome
         checkpoint.elapsed_seconds = time.monotonic() - started
-        checkpoint.save(self.out_dir)
+        self.store.save(checkpoint)
         return self._outcome(checkpoint, started)
 
     def _run_cells(self, checkpoint: Checkpoint, limit_gb: float, started: float) -> None:
@@ -96,7 +100,7 @@ class MatrixRunner:
                 result = self.executor.run_cell(cell, self.spec, limit_gb)
             checkpoint.cells[cell.key] = result
             checkpoint.elapsed_seconds = time.monotonic() - started
-            checkpoint.save(self.out_dir)
+            self.store.save(checkpoint)
             self.events.cell_finished(result, index, total)
 
     def _run_stress(self, checkpoint: Checkpoint, started: float) -> None:
@@ -122,7 +126,7 @@ class MatrixRunner:
                 result.profiles[STRESS] = ProfileResult(status="skipped", reason=f"{Rule.stress_selection}: {reason}")
         checkpoint.stress_done = True
         checkpoint.elapsed_seconds = time.monotonic() - started
-        checkpoint.save(self.out_dir)
+        self.store.save(checkpoint)
 
     def _outcome(self, checkpoint: Checkpoint, started: float) -> MatrixOutcome:
         results = ordered_results(self.cells, checkpoint.cells)
