@@ -29,6 +29,25 @@ class GatewaySettings(BaseModel):
     batch_max_attempts: int = Field(default=4, gt=0, description="Tries per request on transient engine errors")
 
 
+class OperatorSettings(BaseModel):
+    """Settings of `kubeinfer operator run` (env `KUBEINFER_OPERATOR__<FIELD>`)."""
+
+    namespace: str | None = Field(default=None, description="Watch one namespace; unset watches all")
+    engine_image: str = "ghcr.io/kubeinfer/llama-server:0.3.36"
+    engine_gpu_image: str = "ghcr.io/kubeinfer/llama-server-cuda:0.3.36"
+    vllm_image: str = "vllm/vllm-openai:v0.11.0"
+    runner_image: str = "ghcr.io/kubeinfer/kubeinfer:0.1.0"
+    runner_service_account: str = "kubeinfer-runner"
+    runner_pool: str = Field(default="cpu", description="Pool whose nodes run prepare and measure Jobs")
+    model_cache_claim: str = Field(default="model-cache", description="PVC holding the model cache")
+    pool_label: str = "kubeinfer.dev/pool"
+    pool_aliases: dict[str, str] = Field(
+        default_factory=dict, description="Logical pool -> node label value, e.g. {'cpu': 'local'}"
+    )
+    poll_seconds: float = Field(default=1.0, gt=0)
+    job_timeout_seconds: float = Field(default=3600, gt=0)
+
+
 class Settings(BaseSettings):
     """Read from `KUBEINFER_*` environment variables (nested with `__`).
 
@@ -43,6 +62,7 @@ class Settings(BaseSettings):
     model_dir: Path | None = Field(default=None, description="Overrides <cache_dir>/models")
     build_jobs: int = Field(default=0, description="Parallel compile jobs; 0 means one per CPU")
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
 
     @property
     def engines_root(self) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
 
 pytest_plugins = ["tests.integration.hf_server"]
+
+E2E_MATRIX = Path(__file__).parent / "e2e" / "matrix.yaml"
 
 SMOLLM2_FILES = {"Q4_1": "pypi:smollm2-135m", "Q8_0": "quantize:Q4_1"}
 
@@ -54,3 +58,18 @@ def llama_server(
     config = ServerConfig(model_path=smollm2_gguf, ctx_size=4096, parallel=4, threads=2, alias="smollm2-135m")
     with LlamaServer(engine_install.llama_server, config, log).start(timeout_seconds=120) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def local_matrix_run(
+    tmp_path_factory: pytest.TempPathFactory, engine_install: EngineInstall, smollm2_gguf: Path
+) -> Path:
+    """One uninterrupted `kubeinfer bench run` of tests/e2e/matrix.yaml; its folder holds the reports.
+
+    Shared by the CLI tests and the operator test, which must reach the same statuses in a cluster.
+    """
+    out = tmp_path_factory.mktemp("bench-full")
+    cmd = [sys.executable, "-m", "kubeinfer.cli.main", "bench", "run", str(E2E_MATRIX), "--output", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out

@@ -180,7 +180,12 @@ class EngineSettings(CamelModel):
 class Placement(CamelModel):
     """Where the model servers run in a cluster; ignored by `kubeinfer bench run`."""
 
-    pool: Literal["cpu", "gpu"] = "cpu"
+    pool: str = Field(
+        default="cpu",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+        description="Node pool (value of the kubeinfer.dev/pool node label); 'gpu' implies one GPU per server",
+    )
     node_selector: dict[str, str] = Field(default_factory=dict)
     gpus: int = Field(default=0, ge=0, le=16)
 
@@ -305,6 +310,8 @@ class BenchmarkMatrixStatus(CamelModel):
 
     phase: Literal["Pending", "Running", "Completed", "Failed"] = "Pending"
     observed_generation: int | None = None
+    fingerprint: str | None = Field(default=None, description="Spec the cells were measured for")
+    stress_done: bool = False
     cells_total: int = 0
     cells_done: int = 0
     best: str | None = None

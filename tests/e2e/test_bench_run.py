@@ -45,12 +45,9 @@ def statuses(report: dict) -> dict[str, tuple[str, str | None]]:  # type: ignore
     return {f"{r['model']}/{r['quantization']}": (r["status"], r["rule"]) for r in report["results"]}
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory, engine_install: object, smollm2_gguf: Path) -> Path:
-    out = tmp_path_factory.mktemp("bench-full")
-    proc = run_cli("bench", "run", str(MATRIX), "--output", str(out))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out
+@pytest.fixture
+def uninterrupted(local_matrix_run: Path) -> Path:
+    return local_matrix_run
 
 
 def test_run_writes_json_csv_and_html_with_real_metrics(uninterrupted: Path) -> None:

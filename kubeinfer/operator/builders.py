@@ -1,0 +1,192 @@
+"""Pure builders of the Kubernetes objects a BenchmarkMatrix cell needs: a model server and runner Jobs.
+
+Each returns a plain dict ready for the API, so it is unit-tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kubeinfer.engines.llamacpp_server import ServerConfig, server_args
+from kubeinfer.operator.names import child_labels, child_name
+from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix
+from kubeinfer.settings import OperatorSettings
+
+MODELS_MOUNT = "/models"
+#: A pod's server must answer on its pod IP; the pod network, not the bind address, limits who reaches it.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+SERVER_PORT = 8080
+CACHE_VOLUME = "model-cache"
+
+
+def owner_reference(matrix: dict[str, Any]) -> dict[str, Any]:
+    meta = matrix["metadata"]
+    return {
+        "apiVersion": matrix["apiVersion"],
+        "kind": matrix["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def pool_placement(pool: str, settings: OperatorSettings, gpus: int = 0) -> dict[str, Any]:
+    """nodeSelector and tolerations for a logical pool; GPU pods also tolerate the nvidia.com/gpu taint."""
+    value = settings.pool_aliases.get(pool, pool)
+    tolerations: list[dict[str, str]] = [
+        {"key": settings.pool_label, "operator": "Equal", "value": value, "effect": "NoSchedule"}
+    ]
+    if pool == "gpu" or gpus:
+        tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
+    return {"nodeSelector": {settings.pool_label: value}, "tolerations": tolerations}
+
+
+def _cache_volume(settings: OperatorSettings, read_only: bool) -> dict[str, Any]:
+    return {
+        "name": CACHE_VOLUME,
+        "persistentVolumeClaim": {"claimName": settings.model_cache_claim, "readOnly": read_only},
+    }
+
+
+def server_container(
+    matrix: BenchmarkMatrix, model_rel_path: str, ctx_size: int, estimated_bytes: int, settings: OperatorSettings
+) -> dict[str, Any]:
+    spec = matrix.spec
+    model_path = str(PurePosixPath(MODELS_MOUNT) / model_rel_path)
+    gpus = spec.placement.gpus or (1 if spec.placement.pool == "gpu" else 0)
+    alias = model_rel_path.split("/", 1)[0]
+    if spec.engine.type == "vllm":
+        image, command = settings.vllm_image, ["vllm", "serve", model_path]
+        args = [
+            "--host",
+            ALL_INTERFACES,
+            "--port",
+            str(SERVER_PORT),
+            "--max-model-len",
+            str(ctx_size),
+            "--served-model-name",
+            alias,
+            *spec.engine.extra_args,
+        ]
+    else:
+        image = settings.engine_gpu_image if gpus else settings.engine_image
+        config = ServerConfig(
+            model_path=Path(model_path),
+            ctx_size=ctx_size,
+            parallel=spec.engine.parallel,
+            threads=spec.engine.threads,
+            gpu_layers=spec.engine.gpu_layers or (999 if gpus else 0),
+            alias=alias,
+            extra_args=spec.engine.extra_args,
+            host=ALL_INTERFACES,
+        )
+        command, args = ["llama-server"], server_args(config, SERVER_PORT)
+    requests: dict[str, str] = {"memory": str(estimated_bytes), "cpu": str(spec.engine.threads or 1)}
+    limits: dict[str, str] = {"nvidia.com/gpu": str(gpus)} if gpus else {}
+    return {
+        "name": "server",
+        "image": image,
+        "command": command,
+        "args": args,
+        "ports": [{"name": "http", "containerPort": SERVER_PORT}],
+        "readinessProbe": {
+            "httpGet": {"path": "/health", "port": SERVER_PORT},
+            "periodSeconds": 1,
+            "failureThreshold": max(1, math.ceil(spec.limits.max_load_time_seconds)),
+        },
+        "resources": {"requests": requests, **({"limits": limits} if limits else {})},
+        "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": True}],
+        "securityContext": _container_security(),
+    }
+
+
+def _container_security() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def build_server_pod(
+    matrix_body: dict[str, Any],
+    matrix: BenchmarkMatrix,
+    cell_key: str,
+    model_rel_path: str,
+    ctx_size: int,
+    estimated_bytes: int,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """The model server for one cell: never restarted, since a crash is a load failure to record."""
+    name = child_name(matrix.metadata.name, cell_key, "server")
+    placement = pool_placement(matrix.spec.placement.pool, settings, matrix.spec.placement.gpus)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": child_labels(matrix.metadata.name, cell_key, "server"),
+            "ownerReferences": [owner_reference(matrix_body)],
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "containers": [server_container(matrix, model_rel_path, ctx_size, estimated_bytes, settings)],
+            "volumes": [_cache_volume(settings, read_only=True)],
+            **placement,
+        },
+    }
+
+
+def build_runner_job(
+    matrix_body: dict[str, Any],
+    matrix: BenchmarkMatrix,
+    cell_key: str,
+    step: str,
+    extra_args: list[str],
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """A Job running `kubeinfer cell <step>` for one cell; it writes its result to a ConfigMap it names."""
+    name = child_name(matrix.metadata.name, cell_key, step)
+    labels = child_labels(matrix.metadata.name, cell_key, step)
+    owner = owner_reference(matrix_body)
+    env = [
+        {
+            "name": "KUBEINFER_MATRIX",
+            "value": json.dumps(matrix.model_dump(mode="json", by_alias=True, exclude={"status"})),
+        },
+        {"name": "KUBEINFER_MODEL_DIR", "value": MODELS_MOUNT},
+        {"name": "KUBEINFER_OWNER", "value": json.dumps(owner)},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]
+    container = {
+        "name": "runner",
+        "image": settings.runner_image,
+        "command": ["kubeinfer", "cell", step, "--cell", cell_key, "--result", result_name(name), *extra_args],
+        "env": env,
+        "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": step != "prepare"}],
+        "securityContext": _container_security(),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
+        "spec": {
+            "backoffLimit": 2,
+            "activeDeadlineSeconds": int(settings.job_timeout_seconds),
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": settings.runner_service_account,
+                    "containers": [container],
+                    "volumes": [_cache_volume(settings, read_only=step != "prepare")],
+                    **pool_placement(settings.runner_pool, settings),
+                },
+            },
+        },
+    }
+
+
+def result_name(job_name: str) -> str:
+    return f"{job_name}-result"

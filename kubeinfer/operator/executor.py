@@ -1,0 +1,250 @@
+"""Run matrix cells in a cluster: a prepare Job, a model server Pod, a measure Job, then tear down.
+
+This is the in-cluster counterpart of `kubeinfer.bench.local.LocalExecutor`; the same MatrixRunner drives
+both. Every child has a deterministic name, so after an operator restart a cell in flight is picked up
+where it was: a finished Job's result is read, a running one is awaited, nothing is created twice.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+from kubernetes.utils import parse_quantity
+
+from kubeinfer.bench.outcome import judge_cell
+from kubeinfer.bench.planner import PlannedCell
+from kubeinfer.bench.ratings import rate_profile
+from kubeinfer.bench.rules import GIB
+from kubeinfer.bench.rules import preflight_memory as preflight_rule
+from kubeinfer.operator.builders import SERVER_PORT, build_runner_job, build_server_pod, result_name
+from kubeinfer.operator.names import child_name
+from kubeinfer.resources.benchmark_matrix import (
+    BenchmarkMatrix,
+    BenchmarkMatrixSpec,
+    CellResult,
+    CellStatus,
+    ProfileResult,
+    Rule,
+)
+from kubeinfer.settings import OperatorSettings
+
+STRESS = "stress"
+
+
+class CellStepError(RuntimeError):
+    """A runner Job failed or timed out; the message says which and why."""
+
+
+class ClusterExecutor:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        matrix_body: dict[str, Any],
+        settings: OperatorSettings,
+        emit: Callable[[str, str], None] = lambda _reason, _message: None,
+    ) -> None:
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.body = matrix_body
+        self.matrix = BenchmarkMatrix.model_validate(_resource_fields(matrix_body))
+        self.namespace = matrix_body["metadata"]["namespace"]
+        self.settings = settings
+        self.emit = emit
+        self.stop = threading.Event()
+
+    # --- CellExecutor ----------------------------------------------------------------------------
+
+    def memory_limit_gb(self, spec: BenchmarkMatrixSpec) -> float:
+        """limits.maxMemoryGb, else the smallest allocatable memory among the pool's nodes."""
+        if spec.limits.max_memory_gb is not None:
+            return spec.limits.max_memory_gb
+        pool = self.settings.pool_aliases.get(spec.placement.pool, spec.placement.pool)
+        nodes = self.core.list_node(label_selector=f"{self.settings.pool_label}={pool}").items
+        sizes = [float(parse_quantity(n.status.allocatable["memory"])) for n in nodes if n.status.allocatable]
+        if not sizes:
+            return 0.0
+        return min(sizes) / GIB
+
+    def run_cell(self, cell: PlannedCell, spec: BenchmarkMatrixSpec, limit_gb: float) -> CellResult:
+        result = cell.pending_result()
+        result.threads = spec.engine.threads
+        prepared = self._step(cell, "prepare", [])
+        if "error" in prepared:
+            return _ended(result, CellStatus.error, None, prepared["error"])
+        result.model_path = prepared["model_path"]
+        result.model_size_gb = round(prepared["size_bytes"] / GIB, 4)
+        result.estimated_memory_gb = round(prepared["estimated_bytes"] / GIB, 4)
+        if skip := preflight_rule(prepared["estimated_bytes"] / GIB, limit_gb):
+            return _ended(result, CellStatus.skipped, skip.rule, skip.reason)
+        profiles = [p for p in spec.profiles.enabled() if p != STRESS]
+        return self._serve_and_measure(result, cell, prepared, profiles, rate=True)
+
+    def run_stress(self, cell: PlannedCell, spec: BenchmarkMatrixSpec) -> ProfileResult:  # noqa: ARG002
+        prepared = self._step(cell, "prepare", [])
+        if "error" in prepared:
+            return ProfileResult(status="error", reason=prepared["error"])
+        measured = self._serve_and_measure(cell.pending_result(), cell, prepared, [STRESS], rate=False, tag="stress")
+        return measured.profiles.get(STRESS) or ProfileResult(status="error", reason=measured.reason)
+
+    # --- steps ------------------------------------------------------------------------------------
+
+    def _serve_and_measure(
+        self,
+        result: CellResult,
+        cell: PlannedCell,
+        prepared: dict[str, Any],
+        profiles: list[str],
+        rate: bool,
+        tag: str = "measure",
+    ) -> CellResult:
+        spec = self.matrix.spec
+        pod = build_server_pod(
+            self.body,
+            self.matrix,
+            cell.key,
+            prepared["model_path"],
+            prepared["ctx_size"],
+            prepared["estimated_bytes"],
+            self.settings,
+        )
+        try:
+            started = time.monotonic()
+            ip = self._serve(pod, spec.limits.max_load_time_seconds)
+            result.load_seconds = round(time.monotonic() - started, 3)
+            self.emit("ServerReady", f"{cell.key}: model server {pod['metadata']['name']} ready at {ip}")
+            args = [
+                "--server",
+                f"http://{ip}:{SERVER_PORT}",
+                "--profiles",
+                ",".join(profiles),
+                "--ctx-per-slot",
+                str(prepared["ctx_per_slot"]),
+            ]
+            measured = self._step(cell, tag, args)
+        except ServerLoadFailure as exc:
+            self._delete_pod(pod["metadata"]["name"])
+            return _ended(result, CellStatus.failed, Rule.load_failure, str(exc))
+        except CellStepError as exc:
+            self._delete_pod(pod["metadata"]["name"])
+            return _ended(result, CellStatus.error, None, str(exc))
+        # On KeyboardInterrupt (operator stopping) the server stays: the next operator re-adopts it.
+        self._delete_pod(pod["metadata"]["name"])
+        for name, data in measured.items():
+            outcome = ProfileResult.model_validate(data)
+            result.profiles[name] = rate_profile(name, outcome, spec.profiles) if rate else outcome
+        status, rule, reason = judge_cell(result.profiles)
+        return _ended(result, status, rule, reason)
+
+    def _serve(self, pod: dict[str, Any], timeout: float) -> str:
+        """Create (or find) the server pod and wait until it is Ready; returns its IP."""
+        name = pod["metadata"]["name"]
+        self._create(lambda: self.core.create_namespaced_pod(self.namespace, pod))
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_stop()
+            current = self.core.read_namespaced_pod(name, self.namespace)
+            if current.status.phase in ("Failed", "Succeeded"):
+                raise ServerLoadFailure(f"model server exited while loading: {_termination(current)}")
+            if _ready(current) and current.status.pod_ip:
+                return str(current.status.pod_ip)
+            if time.monotonic() > deadline:
+                why = _pending_reason(current)
+                raise ServerLoadFailure(f"model server not ready within {timeout:.0f}s{why}")
+            time.sleep(self.settings.poll_seconds)
+
+    def _step(self, cell: PlannedCell, step: str, args: list[str]) -> dict[str, Any]:
+        """Run (or find) the cell's Job for `step` and return the JSON it wrote."""
+        job = build_runner_job(self.body, self.matrix, cell.key, step, args, self.settings)
+        name = job["metadata"]["name"]
+        if (found := self._read_result(result_name(name))) is not None:
+            return found
+        self._create(lambda: self.batch.create_namespaced_job(self.namespace, job))
+        deadline = time.monotonic() + self.settings.job_timeout_seconds
+        while time.monotonic() < deadline:
+            self._check_stop()
+            status = self.batch.read_namespaced_job_status(name, self.namespace).status
+            if status.succeeded:
+                found = self._read_result(result_name(name))
+                if found is None:
+                    raise CellStepError(f"{step} Job {name} succeeded but wrote no result")
+                return found
+            failed = [c for c in (status.conditions or []) if c.type == "Failed" and c.status == "True"]
+            if failed:
+                raise CellStepError(f"{step} Job {name} failed: {failed[0].reason}: {failed[0].message}")
+            time.sleep(self.settings.poll_seconds)
+        raise CellStepError(f"{step} Job {name} did not finish within {self.settings.job_timeout_seconds:.0f}s")
+
+    def _read_result(self, name: str) -> dict[str, Any] | None:
+        try:
+            config_map = self.core.read_namespaced_config_map(name, self.namespace)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        parsed: dict[str, Any] = json.loads((config_map.data or {}).get("result.json", "{}"))
+        return parsed
+
+    def _create(self, create: Callable[[], object]) -> None:
+        try:
+            create()
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    def _delete_pod(self, name: str) -> None:
+        try:
+            self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=10)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+
+
+class ServerLoadFailure(RuntimeError):
+    pass
+
+
+def server_pod_name(matrix: str, cell_key: str) -> str:
+    return child_name(matrix, cell_key, "server")
+
+
+def _ended(result: CellResult, status: CellStatus, rule: Rule | None, reason: str | None) -> CellResult:
+    result.status, result.rule, result.reason = status, rule, reason
+    return result
+
+
+def _ready(pod: client.V1Pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def _termination(pod: client.V1Pod) -> str:
+    for status in pod.status.container_statuses or []:
+        terminated = status.state.terminated if status.state else None
+        if terminated:
+            return f"exit code {terminated.exit_code} ({terminated.reason}) {terminated.message or ''}".strip()
+    return pod.status.reason or pod.status.message or "unknown"
+
+
+def _pending_reason(pod: client.V1Pod) -> str:
+    for condition in pod.status.conditions or []:
+        if condition.type == "PodScheduled" and condition.status != "True":
+            return f" (unschedulable: {condition.message})"
+    return ""
+
+
+def _resource_fields(body: dict[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace")},
+        "spec": body["spec"],
+    }
