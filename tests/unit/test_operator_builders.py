@@ -1,0 +1,94 @@
+"""Pure builders of the operator's child objects, tested without a cluster."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubeinfer.operator.builders import build_runner_job, build_server_pod
+from kubeinfer.operator.names import child_name
+from kubeinfer.operator.rbac import OPERATOR_RULES
+from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix
+from kubeinfer.settings import OperatorSettings
+
+
+def matrix(**spec: Any) -> tuple[dict[str, Any], BenchmarkMatrix]:
+    body = {
+        "apiVersion": "kubeinfer.dev/v1alpha1",
+        "kind": "BenchmarkMatrix",
+        "metadata": {"name": "demo", "namespace": "ns", "uid": "1234"},
+        "spec": {"models": [{"name": "m", "size": "1B", "files": {"Q4_K_M": "pypi:smollm2-135m"}}], **spec},
+    }
+    parsed = BenchmarkMatrix.model_validate({**body, "metadata": {"name": "demo", "namespace": "ns"}})
+    return body, parsed
+
+
+def test_cpu_server_pod_runs_llama_server_on_the_pool_with_the_cache_read_only() -> None:
+    body, parsed = matrix(engine={"threads": 4, "parallel": 2})
+    pod = build_server_pod(body, parsed, "m/Q4_K_M", "m/m.Q4_K_M.gguf", 8192, 500_000_000, OperatorSettings())
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/kubeinfer/llama-server:0.3.36"
+    args = container["args"]
+    assert args[args.index("--model") + 1] == "/models/m/m.Q4_K_M.gguf"
+    assert args[args.index("--parallel") + 1] == "2"
+    assert args[args.index("--threads") + 1] == "4"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8080}
+    assert container["resources"]["requests"]["memory"] == "500000000"
+    assert pod["spec"]["nodeSelector"] == {"kubeinfer.dev/pool": "cpu"}
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == "1234"
+    assert container["volumeMounts"][0]["readOnly"] is True
+
+
+def test_gpu_pool_gets_gpu_image_limit_toleration_and_full_offload() -> None:
+    body, parsed = matrix(placement={"pool": "gpu", "gpus": 1})
+    pod = build_server_pod(body, parsed, "m/Q4_K_M", "m/m.Q4_K_M.gguf", 4096, 1, OperatorSettings())
+    container = pod["spec"]["containers"][0]
+    assert container["image"].endswith("llama-server-cuda:0.3.36")
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
+    assert container["args"][container["args"].index("--n-gpu-layers") + 1] == "999"
+
+
+def test_vllm_uses_the_upstream_image() -> None:
+    body, parsed = matrix(engine={"type": "vllm"}, placement={"pool": "gpu"})
+    container = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())["spec"][
+        "containers"
+    ][0]
+    assert container["image"].startswith("vllm/vllm-openai")
+    assert container["command"][:2] == ["vllm", "serve"]
+
+
+def test_pool_aliases_map_logical_pools_to_node_labels() -> None:
+    body, parsed = matrix()
+    pod = build_server_pod(
+        body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings(pool_aliases={"cpu": "local"})
+    )
+    assert pod["spec"]["nodeSelector"] == {"kubeinfer.dev/pool": "local"}
+
+
+def test_runner_job_carries_the_matrix_and_writes_to_a_named_result() -> None:
+    body, parsed = matrix()
+    job = build_runner_job(body, parsed, "m/Q4_K_M", "measure", ["--server", "http://x"], OperatorSettings())
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"][:3] == ["kubeinfer", "cell", "measure"]
+    assert container["command"][container["command"].index("--result") + 1] == "demo-m-q4-k-m-measure-result"
+    env = {e["name"]: e for e in container["env"]}
+    assert json.loads(env["KUBEINFER_MATRIX"]["value"])["spec"]["models"][0]["name"] == "m"
+    assert pod["serviceAccountName"] == "kubeinfer-runner"
+    assert job["spec"]["backoffLimit"] == 2
+
+
+def test_child_names_are_deterministic_and_short() -> None:
+    assert child_name("demo", "m/Q4_K_M", "server") == "demo-m-q4-k-m-server"
+    long = child_name("a" * 40, "some-very-long-model-name/Q4_K_M", "measure")
+    assert len(long) <= 52
+    assert long.endswith("-measure")
+    assert long == child_name("a" * 40, "some-very-long-model-name/Q4_K_M", "measure")
+
+
+def test_operator_rbac_never_grants_wildcards() -> None:
+    for rule in OPERATOR_RULES:
+        assert "*" not in rule["verbs"]
+        assert "*" not in rule["resources"]
