@@ -25,7 +25,7 @@ class GatewaySettings(BaseModel):
     parallel: int = Field(default=4, gt=0, description="Slots of the managed llama-server")
     ctx_size: int = Field(default=4096, gt=0, description="Total context of the managed llama-server")
     threads: int | None = None
-    batch_concurrency: int = Field(default=0, ge=0, description="Requests in flight per batch; 0 = slots + 1")
+    batch_concurrency: int = Field(default=0, ge=0, description="Requests in flight per batch; 0 = 2 x slots")
     batch_max_attempts: int = Field(default=4, gt=0, description="Tries per request on transient engine errors")
 
 

@@ -308,7 +308,14 @@ class PodWorker:
             argv = [rewrite_path(expand(a, env), mounts) for a in [*command, *c.get("args", [])]]
             probes = {kind: Probe(c[kind]) if c.get(kind) else None for kind in ("readinessProbe", "livenessProbe")}
             self.containers.append(
-                Container(c, argv, env, self.dir / "logs" / f"{c['name']}.log", probes["readinessProbe"], probes["livenessProbe"])
+                Container(
+                    c,
+                    argv,
+                    env,
+                    self.dir / "logs" / f"{c['name']}.log",
+                    probes["readinessProbe"],
+                    probes["livenessProbe"],
+                )
             )
 
     def _env_value(self, var: Json) -> str:
@@ -361,7 +368,7 @@ class PodWorker:
             return self.host.models_root
         if "hostPath" in vol:
             return Path(vol["hostPath"]["path"])
-        local = self.dir / "volumes" / name
+        local: Path = self.dir / "volumes" / name
         local.mkdir(parents=True, exist_ok=True)
         files: dict[str, str] = {}
         if "configMap" in vol or "secret" in vol:
@@ -411,7 +418,9 @@ class PodWorker:
             "kind": "Config",
             "clusters": [{"name": "cluster", "cluster": cluster}],
             "users": [{"name": "pod", "user": {"token": self._token_value}}],
-            "contexts": [{"name": "pod", "context": {"cluster": "cluster", "user": "pod", "namespace": self.namespace}}],
+            "contexts": [
+                {"name": "pod", "context": {"cluster": "cluster", "user": "pod", "namespace": self.namespace}}
+            ],
             "current-context": "pod",
         }
         path = self.dir / "kubeconfig"
@@ -500,7 +509,9 @@ class PodWorker:
         if "exec" in spec:
             argv = ["ip", "netns", "exec", self.net.netns, *spec["exec"]["command"]]
             try:
-                return subprocess.run(argv, env=c.env, capture_output=True, timeout=timeout, check=False).returncode == 0
+                return (
+                    subprocess.run(argv, env=c.env, capture_output=True, timeout=timeout, check=False).returncode == 0
+                )
             except subprocess.TimeoutExpired:
                 return False
         action = spec.get("httpGet") or spec.get("tcpSocket") or {}
@@ -532,8 +543,9 @@ class PodWorker:
         previous = self._transitions.get(kind)
         if previous is None or previous[0] != ok:
             self._transitions[kind] = previous = (ok, now_iso())
-        condition = {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": previous[1]}
-        return condition | ({"reason": reason} if reason and not ok else {})
+        # reason None removes a reason left from an earlier patch (strategic merge keeps absent keys)
+        reason_or_none = reason if reason and not ok else None
+        return {"type": kind, "status": str(ok), "reason": reason_or_none, "lastTransitionTime": previous[1]}
 
     def _status(self) -> Json:
         phase = self._phase()

@@ -224,6 +224,8 @@ class StandIn:
             self._finished.add(uid)
 
 
-def start_standin(kubeconfig: Path | str, node: str = "local-exec", state_dir: Path | str = ".cluster/standin") -> StandIn:
+def start_standin(
+    kubeconfig: Path | str, node: str = "local-exec", state_dir: Path | str = ".cluster/standin"
+) -> StandIn:
     """Start a stand-in for `node` in background threads; call `.stop()` to end it and clean up."""
     return StandIn(Path(kubeconfig), node, Path(state_dir)).start()

@@ -30,10 +30,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunnerConfig:
-    #: Requests in flight at once; 0 means the engine's parallel slots plus `queue_depth`.
+    #: Requests in flight at once; 0 means `slot_multiple` times the engine's parallel slots.
     concurrency: int = 0
-    #: Extra requests queued at the engine so that a slot never idles while the gateway writes a result.
-    queue_depth: int = 1
+    #: One request waiting at the engine per busy slot, so a freed slot starts its next request at once
+    #: instead of idling for a gateway round trip (measured: 2x slots is the direct driver's optimum too).
+    slot_multiple: int = 2
     max_attempts: int = 4
     backoff_seconds: float = 0.5
     backoff_max_seconds: float = 10.0
@@ -153,7 +154,7 @@ class BatchRunner:
         done = out_state.done | err_state.done
         offsets = await asyncio.to_thread(pending_offsets, input_path, done)
         del done
-        concurrency = self.config.concurrency or (await self.engine.slots() + self.config.queue_depth)
+        concurrency = self.config.concurrency or await self.engine.slots() * self.config.slot_multiple
         log.info("batch running", extra={"batch_id": rec.id, "pending": len(offsets), "concurrency": concurrency})
         busy = _Busy()
         base_seconds = rec.inference_seconds

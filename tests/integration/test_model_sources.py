@@ -70,6 +70,20 @@ def test_http_error_is_a_clear_error(static_server: str, tmp_path: Path) -> None
 
 def test_derived_quantization_uses_llama_quantize(model_resolver: ModelResolver, smollm2_gguf: Path) -> None:
     cached = model_resolver.resolve("smollm2-135m", "Q8_0", {"Q4_1": "pypi:smollm2-135m", "Q8_0": "quantize:Q4_1"})
-    assert cached.source == "quantize:Q4_1"
+    assert cached.source == "quantize:Q4_1 of pypi:smollm2-135m"
     assert cached.size_bytes > smollm2_gguf.stat().st_size
     assert cached.path.read_bytes()[:4] == b"GGUF"
+
+
+def test_derived_file_from_another_base_is_not_reused(
+    model_resolver: ModelResolver, smollm2_gguf: Path, tmp_path: Path
+) -> None:
+    """The cache keys derived files by their base's provenance, so a changed base is requantized."""
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(smollm2_gguf.read_bytes())
+    files = {"Q4_1": f"file://{copy}", "Q8_0": "quantize:Q4_1"}
+    derived = model_resolver.resolve("smollm2-copy", "Q8_0", files)
+    assert derived.source.startswith(f"quantize:Q4_1 of file://{copy}#size=")
+    copy.unlink()
+    with pytest.raises(ModelFetchError, match="model file not found"):
+        model_resolver.resolve("smollm2-copy", "Q8_0", files)
