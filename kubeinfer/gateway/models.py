@@ -27,7 +27,7 @@ async def retrieve_model(model: str, _project: Project, ctx: Ctx) -> ModelObject
 
 @router.post("/api/models/analyze", response_model=AnalyzeResponse)
 async def analyze_model(body: AnalyzeRequest, _project: Project, ctx: Ctx) -> AnalyzeResponse:
-    from kubeinfer.gateway.analysis import AnalyzeError, analyze
+    from kubeinfer.models.analysis import AnalyzeError, analyze
 
     try:
         result = await run_in_threadpool(

@@ -1,6 +1,6 @@
 """Will a model fit this machine? Resolve a URL, repo id or GGUF path, then size it with models.sizing.
 
-Plain domain code (no web framework): the `/api/models/analyze` route only parses and reports.
+Domain code shared by `/api/models/analyze` (which only parses and reports) and the CLI.
 """
 
 from __future__ import annotations
