@@ -249,9 +249,9 @@ class PodWorker:
             if not self._passive:
                 self._report()
             try:
-                self.api.delete_namespaced_pod(
-                    self.name, self.namespace, grace_period_seconds=0, body={"preconditions": {"uid": self._uid}}
-                )
+                # grace goes in the body: the API server ignores query parameters when a body is sent
+                options = {"gracePeriodSeconds": 0, "preconditions": {"uid": self._uid}}
+                self.api.delete_namespaced_pod(self.name, self.namespace, body=options)
             except ApiException as err:
                 if err.status not in (404, 409):
                     log.warning("deleting pod %s/%s: %s", self.namespace, self.name, err.reason)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,7 +27,22 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 def _client(base_url: str, api_key: str) -> openai.OpenAI:
     import openai
 
-    return openai.OpenAI(base_url=base_url, api_key=api_key)
+    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=1)
+
+
+@contextmanager
+def _api_errors() -> Iterator[None]:
+    """The gateway's error message and status, instead of a traceback."""
+    import openai
+
+    try:
+        yield
+    except openai.APIStatusError as exc:
+        typer.echo(f"error: HTTP {exc.status_code}: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except openai.APIConnectionError as exc:
+        typer.echo(f"error: cannot reach the gateway: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command("from-csv")
@@ -64,9 +81,9 @@ def submit(
 ) -> None:
     """Upload a JSONL file and create a batch; prints the batch id."""
     client = _client(base_url, api_key)
-    with input_path.open("rb") as handle:
+    with _api_errors(), input_path.open("rb") as handle:
         file = client.files.create(file=(input_path.name, handle), purpose="batch")
-    batch = client.batches.create(input_file_id=file.id, endpoint=endpoint, completion_window="24h")  # type: ignore[arg-type]
+        batch = client.batches.create(input_file_id=file.id, endpoint=endpoint, completion_window="24h")  # type: ignore[arg-type]
     typer.echo(batch.id)
 
 
@@ -80,7 +97,8 @@ def wait(
     """Poll until the batch ends; exit code 1 unless it completed."""
     client = _client(base_url, api_key)
     while True:
-        batch = client.batches.retrieve(batch_id)
+        with _api_errors():
+            batch = client.batches.retrieve(batch_id)
         counts = batch.request_counts
         done = f"{counts.completed + counts.failed}/{counts.total}" if counts else "?"
         typer.echo(f"{batch.status} {done}", err=True)
@@ -102,14 +120,15 @@ def download(
 ) -> None:
     """Save the output file (and `<output>.errors.jsonl` when some requests failed)."""
     client = _client(base_url, api_key)
-    batch = client.batches.retrieve(batch_id)
-    if batch.output_file_id:
-        client.files.content(batch.output_file_id).write_to_file(output)
-        typer.echo(f"wrote {output}", err=True)
-    if batch.error_file_id:
-        errors = output.with_suffix(".errors.jsonl")
-        client.files.content(batch.error_file_id).write_to_file(errors)
-        typer.echo(f"wrote {errors}", err=True)
+    with _api_errors():
+        batch = client.batches.retrieve(batch_id)
+        if batch.output_file_id:
+            client.files.content(batch.output_file_id).write_to_file(output)
+            typer.echo(f"wrote {output}", err=True)
+        if batch.error_file_id:
+            errors = output.with_suffix(".errors.jsonl")
+            client.files.content(batch.error_file_id).write_to_file(errors)
+            typer.echo(f"wrote {errors}", err=True)
     if not batch.output_file_id and not batch.error_file_id:
         typer.echo(f"batch {batch_id} has no output ({batch.status})", err=True)
         raise typer.Exit(1)
