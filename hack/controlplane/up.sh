@@ -53,3 +53,4 @@ kubectl get nodes -L kubeinfer.dev/pool >&2
 log "cluster $CLUSTER_NAME ready in $((SECONDS - start)) s"
 log "use it with:  export KUBECONFIG=$KUBECONFIG_OUT   (or: source $CLUSTER_DIR/env)"
 echo "export KUBECONFIG=$KUBECONFIG_OUT"
+"$REPO_ROOT/hack/kubelet_standin/daemon.sh" start "$CLUSTER_DIR" "$KUBECONFIG_OUT"  # runs local-exec pods

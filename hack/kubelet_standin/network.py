@@ -100,6 +100,6 @@ def create_pod_network() -> PodNetwork:
 
 
 def delete_bridge_if_unused() -> None:
-    """Remove kubeinfer0 once no pod namespace of any stand-in is attached to it."""
-    if not ip("link", "show", "master", BRIDGE, check=False).stdout.strip():
+    """Remove kubeinfer0 once no stand-in has a pod namespace left (veths vanish asynchronously; names do not)."""
+    if "kubeinfer-" not in ip("netns", "list", check=False).stdout:
         ip("link", "delete", BRIDGE, check=False)

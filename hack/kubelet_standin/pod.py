@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,21 +75,21 @@ def tail(path: Path, lines: int = 50) -> str:
 
 
 def kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the process group, SIGKILL it after `grace` seconds, then reap the leader."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    try:  # leftovers of a leader that already exited (a container's processes die with it)
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    """SIGTERM the process group and give it `grace` seconds, then SIGKILL what is left and reap the leader.
+
+    The group goes too when the leader already exited: a container's processes end with it.
+    """
+    if grace > 0 and proc.poll() is None:
+        _signal_group(proc, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
 
 
 class PodSetupError(Exception):

@@ -19,6 +19,7 @@ from kubeinfer.bench.rules import preflight_memory as preflight_rule
 from kubeinfer.engines.llamacpp_build import EngineInstall
 from kubeinfer.engines.llamacpp_server import LlamaServer, ServerConfig, ServerLoadError
 from kubeinfer.models.cache import CachedModel
+from kubeinfer.models.quantize import QuantizeError
 from kubeinfer.models.sizing import SizingError
 from kubeinfer.models.sources import ModelFetchError, ModelResolver
 from kubeinfer.resources.benchmark_matrix import (
@@ -61,7 +62,7 @@ class LocalExecutor:
         result.threads = self.threads(spec)
         try:
             model = self.resolver.resolve(cell.model.name, cell.quantization, cell.model.files)
-        except (ModelFetchError, OSError, LookupError, ValueError) as exc:
+        except (ModelFetchError, QuantizeError, OSError, LookupError, ValueError) as exc:
             return self._ended(result, CellStatus.error, None, f"model unavailable: {exc}")
         result.model_path = str(model.path)
         result.model_size_gb = round(model.size_bytes / GIB, 4)
@@ -80,7 +81,7 @@ class LocalExecutor:
         try:
             model = self.resolver.resolve(cell.model.name, cell.quantization, cell.model.files)
             plan = preflight.plan_server(model.path, spec)
-        except (ModelFetchError, SizingError, OSError) as exc:
+        except (ModelFetchError, QuantizeError, SizingError, OSError, LookupError, ValueError) as exc:
             return ProfileResult(status="error", reason=f"model unavailable: {exc}")
         measured = self._serve_and_measure(result, model, spec, plan, [STRESS], log_suffix="-stress", rate=False)
         return measured.profiles.get(STRESS) or ProfileResult(status="error", reason=measured.reason)

@@ -24,6 +24,7 @@ from kubeinfer.bench.profiles.base import ProfileContext
 from kubeinfer.cli.common import console, fail
 from kubeinfer.engines.llamacpp_build import find_installed
 from kubeinfer.models.cache import ModelCache
+from kubeinfer.models.quantize import QuantizeError
 from kubeinfer.models.sizing import SizingError
 from kubeinfer.models.sources import ModelFetchError, ModelResolver
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix, ModelEntry
@@ -82,7 +83,7 @@ def prepare(
     try:
         cached = resolver.resolve(model.name, quantization, model.files)
         plan = preflight.plan_server(cached.path, matrix.spec)
-    except (ModelFetchError, SizingError, OSError, LookupError, ValueError) as exc:
+    except (ModelFetchError, QuantizeError, SizingError, OSError, LookupError, ValueError) as exc:
         write_result(result, {"error": f"model unavailable: {exc}"})
         return
     try:

@@ -101,18 +101,31 @@ def test_missing_model_file_is_an_error_cell_not_a_traceback(tmp_path: Path, eng
     assert "model file not found" in report["results"][0]["reason"]
 
 
-def test_server_that_fails_to_load_is_recorded_as_load_failure(tmp_path: Path, engine_install: object) -> None:
+def test_corrupt_model_file_is_an_error_cell_naming_the_file(tmp_path: Path, engine_install: object) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + os.urandom(4096))
     manifest = tmp_path / "broken.yaml"
-    text = MATRIX.read_text().replace("pypi:smollm2-135m", f"file://{broken}")
-    manifest.write_text(text)
+    manifest.write_text(MATRIX.read_text().replace("pypi:smollm2-135m", f"file://{broken}"))
     proc = run_cli("bench", "run", str(manifest), "--output", str(tmp_path / "out"))
     assert "Traceback" not in proc.stderr + proc.stdout
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    first = report["results"][0]
-    assert first["status"] in ("error", "failed")
-    assert first["reason"]
+    assert {r["status"] for r in report["results"]} == {"error"}
+    assert all(str(broken) in r["reason"] for r in report["results"])
+
+
+def test_load_timeout_fails_the_cell_and_skips_the_model_as_too_large(tmp_path: Path, engine_install: object) -> None:
+    """Rule 2 for real: llama-server cannot load within maxLoadTimeSeconds."""
+    manifest = tmp_path / "slow.yaml"
+    manifest.write_text(MATRIX.read_text().replace("maxLoadTimeSeconds: 120", "maxLoadTimeSeconds: 0.01"))
+    proc = run_cli("bench", "run", str(manifest), "--output", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "out" / "report.json").read_text())["results"]
+    first, *rest = results
+    assert (first["status"], first["rule"]) == ("failed", "load_failure")
+    assert "did not become healthy within" in first["reason"]
+    assert {(r["status"], r["rule"]) for r in rest} == {("skipped", "load_failure")}
+    assert all("marked too large" in r["reason"] for r in rest)
+    _wait_no_server(tmp_path / "out")
 
 
 def test_broken_manifest_exits_with_the_field_named(tmp_path: Path) -> None:
