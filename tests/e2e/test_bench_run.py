@@ -145,6 +145,11 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def without_stress(cell: dict) -> dict:  # type: ignore[type-arg]
+    """A cell as measured; the stress stage, which runs after every cell, adds its own entry later."""
+    return {**cell, "profiles": {k: v for k, v in cell["profiles"].items() if k != "stress"}}
+
+
 def _wait_for_cells(out: Path, count: int, proc: subprocess.Popen[str], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     checkpoint = out / "checkpoint.json"
@@ -183,7 +188,7 @@ def test_resume_after_interrupt_finishes_without_rerunning_cells(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     after = json.loads((out / "checkpoint.json").read_text())["cells"]
     for key, cell in before.items():
-        assert after[key] == cell, f"{key} was re-run"
+        assert without_stress(after[key]) == without_stress(cell), f"{key} was re-run"
     full = json.loads((uninterrupted / "report.json").read_text())
     again = json.loads((out / "report.json").read_text())
     assert statuses(again) == statuses(full)
