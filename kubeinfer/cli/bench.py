@@ -94,7 +94,13 @@ def _install_sigterm_as_interrupt() -> None:
 
 
 def _summary_table(cells: list[CellResult]) -> Table:
-    table = Table("cell", "status", "tokens/s", "TTFT s", "rating", "reason", title="results")
+    table = Table(title="results")
+    table.add_column("cell", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("tokens/s", justify="right", no_wrap=True)
+    table.add_column("TTFT s", justify="right", no_wrap=True)
+    table.add_column("rating", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=1)
     for cell in cells:
         interactive = cell.profiles.get("interactive")
         metrics = interactive.metrics if interactive else {}

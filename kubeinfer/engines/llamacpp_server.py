@@ -34,6 +34,9 @@ class ServerConfig:
     alias: str | None = None
     extra_args: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
+    #: llama-server's host-memory prompt cache (MiB) grows RSS by up to 8 GiB by default; off, the server's
+    #: memory is what sizing predicts. Prompt reuse within a slot (what prefix grouping relies on) still works.
+    cache_ram_mib: int = 0
     port: int | None = None
 
 
@@ -60,6 +63,8 @@ def server_args(config: ServerConfig, port: int) -> list[str]:
         str(config.gpu_layers),
         "--metrics",
         "--slots",
+        "--cache-ram",
+        str(config.cache_ram_mib),
     ]
     if config.threads:
         args += ["--threads", str(config.threads)]
