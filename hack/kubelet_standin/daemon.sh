@@ -17,8 +17,11 @@ case "$action" in
     [[ "${KUBEINFER_STANDIN:-$default}" == 1 ]] || { log "not started (KUBEINFER_STANDIN=1 to start it)"; exit 0; }
     if running; then log "already running (pid $(cat "$pid_file"))"; exit 0; fi
     python="$REPO_ROOT/.venv/bin/python"; [[ -x "$python" ]] || python=python3
-    (cd "$REPO_ROOT" && setsid "$python" -m hack.kubelet_standin --kubeconfig "$kubeconfig" --node local-exec \
-      --state-dir "$cluster_dir/standin" >>"$cluster_dir/standin.log" 2>&1 </dev/null & echo $! >"$pid_file")
+    cd "$REPO_ROOT"
+    # setsid execs in place (a background job is no group leader), so $! is the stand-in's own pid
+    setsid "$python" -m hack.kubelet_standin --kubeconfig "$kubeconfig" --node local-exec \
+      --state-dir "$cluster_dir/standin" >>"$cluster_dir/standin.log" 2>&1 </dev/null &
+    echo $! >"$pid_file"
     log "started (pid $(cat "$pid_file"), log $cluster_dir/standin.log)"
     ;;
   stop)

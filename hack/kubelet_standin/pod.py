@@ -308,6 +308,8 @@ class PodWorker:
             command = c.get("command") or default_command(c["image"])
             argv = [rewrite_path(expand(a, env), mounts) for a in [*command, *c.get("args", [])]]
             probes = {kind: Probe(c[kind]) if c.get(kind) else None for kind in ("readinessProbe", "livenessProbe")}
+            if any(p and not ({"httpGet", "tcpSocket"} & p.spec.keys()) for p in probes.values()):
+                raise PodSetupError("ProbeNotSupported", f"container {c['name']!r}: only httpGet and tcpSocket probes")
             self.containers.append(
                 Container(
                     c,
@@ -339,11 +341,11 @@ class PodWorker:
             if path not in fields:
                 raise PodSetupError("FieldRefNotSupported", f"env {var['name']}: fieldPath {path} is not supported")
             return str(fields[path])
-        for kind, read in (("configMapKeyRef", self._config_map), ("secretKeyRef", self._secret)):
-            if kind in source:
-                ref = source[kind]
-                return read(ref["name"], bool(ref.get("optional"))).get(ref["key"], "")
-        raise PodSetupError("EnvSourceNotSupported", f"env {var['name']}: only value, fieldRef and key refs run here")
+        if ref := source.get("configMapKeyRef"):
+            return self._config_map(ref["name"], bool(ref.get("optional"))).get(ref["key"], "")
+        raise PodSetupError(
+            "EnvSourceNotSupported", f"env {var['name']}: only value, fieldRef, configMapKeyRef run here"
+        )
 
     def _config_map(self, name: str, optional: bool) -> dict[str, str]:
         try:
@@ -352,15 +354,6 @@ class PodWorker:
             if err.status == 404 and optional:
                 return {}
             raise PodSetupError("ConfigMapNotFound", f"configmap {self.namespace}/{name}: {err.reason}") from err
-
-    def _secret(self, name: str, optional: bool) -> dict[str, str]:
-        try:
-            data = self.api.read_namespaced_secret(name, self.namespace).data or {}
-        except ApiException as err:
-            if err.status == 404 and optional:
-                return {}
-            raise PodSetupError("SecretNotFound", f"secret {self.namespace}/{name}: {err.reason}") from err
-        return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
     def _volume(self, vol: Json) -> Path:
         """The local directory that stands in for a volume; file-backed volumes are written out once."""
@@ -372,13 +365,8 @@ class PodWorker:
         local: Path = self.dir / "volumes" / name
         local.mkdir(parents=True, exist_ok=True)
         files: dict[str, str] = {}
-        if "configMap" in vol or "secret" in vol:
-            source = vol.get("configMap") or vol["secret"]
-            data = (
-                self._config_map(source["name"], bool(source.get("optional")))
-                if "configMap" in vol
-                else self._secret(source["secretName"], bool(source.get("optional")))
-            )
+        if source := vol.get("configMap"):
+            data = self._config_map(source["name"], bool(source.get("optional")))
             items = source.get("items") or [{"key": k, "path": k} for k in data]
             files = {item["path"]: data.get(item["key"], "") for item in items}
         elif "projected" in vol:  # the ServiceAccount admission plugin's kube-api-access-* volume
@@ -388,7 +376,7 @@ class PodWorker:
         elif "emptyDir" not in vol:
             raise PodSetupError(
                 "VolumeNotSupported",
-                f"volume {name!r}: only model-cache, emptyDir, configMap, secret, hostPath and projected "
+                f"volume {name!r}: only model-cache, emptyDir, configMap, hostPath and projected "
                 "ServiceAccount volumes have a local equivalent",
             )
         for path, content in files.items():
@@ -507,14 +495,6 @@ class PodWorker:
     def _probe_once(self, c: Container, spec: Json) -> bool:
         assert self.net is not None
         timeout = float(spec.get("timeoutSeconds", 1))
-        if "exec" in spec:
-            argv = ["ip", "netns", "exec", self.net.netns, *spec["exec"]["command"]]
-            try:
-                return (
-                    subprocess.run(argv, env=c.env, capture_output=True, timeout=timeout, check=False).returncode == 0
-                )
-            except subprocess.TimeoutExpired:
-                return False
         action = spec.get("httpGet") or spec.get("tcpSocket") or {}
         port = action.get("port")
         if isinstance(port, str) and not port.isdigit():

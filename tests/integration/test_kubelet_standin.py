@@ -267,3 +267,20 @@ def test_config_map_volume_env_and_mount_paths_map_to_local_files(core: client.C
     core.create_namespaced_pod(namespace, pod)
     status = wait_for(lambda: _phase(core, namespace, "reader", ("Succeeded", "Failed")), timeout=60, what="reader")
     assert status["phase"] == "Succeeded", status["containerStatuses"][0]["state"]
+
+
+def test_failing_liveness_probe_restarts_the_container(core: client.CoreV1Api, namespace: str) -> None:
+    pod = _pod(
+        "unhealthy",
+        KUBEINFER_IMAGE,
+        ["python", "-m", "http.server", "8000"],
+        terminationGracePeriodSeconds=1,
+        container={"livenessProbe": {"httpGet": {"path": "/missing", "port": 8000}, "periodSeconds": 1}},
+    )
+    core.create_namespaced_pod(namespace, pod)
+
+    def restarted() -> bool:
+        statuses = _status(core, namespace, "unhealthy").get("containerStatuses", [])
+        return bool(statuses) and statuses[0]["restartCount"] >= 1
+
+    wait_for(restarted, timeout=60, what="a restart after three failed liveness probes (404)")

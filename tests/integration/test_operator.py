@@ -101,7 +101,8 @@ def test_quickstart_matrix_completes_with_the_same_results_as_a_local_run(
     cells = status["cells"]
     local = json.loads((local_matrix_run / "report.json").read_text())
     in_cluster = {f"{c['model']}/{c['quantization']}": (c["status"], c.get("rule")) for c in cells}
-    assert in_cluster == statuses(local["results"])
+    reasons = {f"{c['model']}/{c['quantization']}": c.get("reason") for c in cells}
+    assert in_cluster == statuses(local["results"]), reasons
     for cell in cells:
         assert cell["profiles"]["interactive"]["metrics"]["tokens_per_second"] > 0
     report = kube_cluster.get_json("configmap", "e2e-report", "-n", NAMESPACE)
