@@ -29,7 +29,7 @@ from tests.integration.operator_env import (
     start_operator,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 NAMESPACE = "kubeinfer-operator-test"
 
