@@ -7,7 +7,6 @@ into an image or a pod's volume without their shared libraries.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -15,12 +14,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kubeinfer.engines.cpu import cpu_flags, ggml_isa_options
+from kubeinfer.filelock import exclusive
 
 SDIST_PACKAGE = "llama-cpp-python"
 SDIST_VERSION = "0.3.36"
@@ -68,17 +67,6 @@ def find_installed(root: Path, version: str = SDIST_VERSION) -> EngineInstall | 
         llama_quantize=binaries["llama-quantize"],
         build_options=wanted,
     )
-
-
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run(cmd: list[str], step: str, log: Callable[[str], None], cwd: Path | None = None) -> None:
@@ -142,7 +130,7 @@ def build(
     force: bool = False,
 ) -> EngineInstall:
     """Build and cache the engine; a second call with a valid cache returns at once."""
-    with _exclusive(root / f".{version}.lock"):
+    with exclusive(root / f".{version}.lock"):
         if not force and (found := find_installed(root, version)) is not None:
             log(f"llama.cpp {version} already installed at {found.llama_server.parent}")
             return found

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from kubeinfer.filelock import exclusive
 
 
 class Readable(Protocol):
@@ -102,14 +102,6 @@ class ModelCache:
                 found.append(cached)
         return found
 
-    @contextmanager
-    def lock(self, model: str) -> Iterator[None]:
+    def lock(self, model: str) -> AbstractContextManager[None]:
         """Serialises fetches of one model across processes, so the same model is fetched once."""
-        lock_path = self.root / model / ".lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with lock_path.open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return exclusive(self.root / model / ".lock")

@@ -19,7 +19,7 @@ MODEL = "smollm2-135m"
 KEY = "sk-recovery"
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
+def wait_for(condition: Callable[[], Any], timeout: float = 120.0, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +18,13 @@ from kubeinfer.engines.llamacpp_server import LlamaServer, free_port
 from kubeinfer.gateway.app import create_app
 from kubeinfer.gateway.auth import NoApiKeysError
 from kubeinfer.settings import GatewaySettings, Settings
+from tests.integration.gateway_process import wait_for
 
 pytestmark = pytest.mark.integration
 
 MODEL = "smollm2-135m"
 KEY_A, KEY_B = "sk-test-a", "sk-test-b"
 MAX_UPLOAD = 2 * 1024 * 1024
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 120.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def chat_line(custom_id: str, content: str, model: str = MODEL, system: str = "Answer briefly.") -> dict[str, Any]:
