@@ -116,16 +116,20 @@ def build_server_pod(
     ctx_size: int,
     estimated_bytes: int,
     settings: OperatorSettings,
+    component: str = "server",
 ) -> dict[str, Any]:
-    """The model server for one cell: never restarted, since a crash is a load failure to record."""
-    name = child_name(matrix.metadata.name, cell_key, "server")
+    """The model server for one cell: never restarted, since a crash is a load failure to record.
+
+    The stress stage uses its own `component` name, so it never races the measuring server's deletion.
+    """
+    name = child_name(matrix.metadata.name, cell_key, component)
     placement = pool_placement(matrix.spec.placement.pool, settings, matrix.spec.placement.gpus)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
-            "labels": child_labels(matrix.metadata.name, cell_key, "server"),
+            "labels": {**child_labels(matrix.metadata.name, cell_key, component), "kubeinfer.dev/role": "server"},
             "ownerReferences": [owner_reference(matrix_body)],
         },
         "spec": {

@@ -111,6 +111,7 @@ class ClusterExecutor:
             prepared["ctx_size"],
             prepared["estimated_bytes"],
             self.settings,
+            component="server" if tag == "measure" else f"{tag}-server",
         )
         try:
             started = time.monotonic()
@@ -148,6 +149,8 @@ class ClusterExecutor:
         while True:
             self._check_stop()
             current = self.core.read_namespaced_pod(name, self.namespace)
+            if current.metadata.deletion_timestamp is not None:
+                raise ServerLoadFailure(f"model server {name} is being deleted")
             if current.status.phase in ("Failed", "Succeeded"):
                 raise ServerLoadFailure(f"model server exited while loading: {_termination(current)}")
             if _ready(current) and current.status.pod_ip:
