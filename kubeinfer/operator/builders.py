@@ -149,10 +149,15 @@ def build_runner_job(
     step: str,
     extra_args: list[str],
     settings: OperatorSettings,
+    component: str | None = None,
 ) -> dict[str, Any]:
-    """A Job running `kubeinfer cell <step>` for one cell; it writes its result to a ConfigMap it names."""
-    name = child_name(matrix.metadata.name, cell_key, step)
-    labels = child_labels(matrix.metadata.name, cell_key, step)
+    """A Job running `kubeinfer cell <step>` for one cell; it writes its result to a ConfigMap it names.
+
+    `component` (default: the step) names the Job, so one step can run twice for a cell (measure, stress).
+    """
+    component = component or step
+    name = child_name(matrix.metadata.name, cell_key, component)
+    labels = child_labels(matrix.metadata.name, cell_key, component)
     owner = owner_reference(matrix_body)
     env = [
         {

@@ -126,7 +126,7 @@ class ClusterExecutor:
                 "--ctx-per-slot",
                 str(prepared["ctx_per_slot"]),
             ]
-            measured = self._step(cell, tag, args)
+            measured = self._step(cell, "measure", args, component=tag)
         except ServerLoadFailure as exc:
             self._delete_pod(pod["metadata"]["name"])
             return _ended(result, CellStatus.failed, Rule.load_failure, str(exc))
@@ -160,9 +160,9 @@ class ClusterExecutor:
                 raise ServerLoadFailure(f"model server not ready within {timeout:.0f}s{why}")
             time.sleep(self.settings.poll_seconds)
 
-    def _step(self, cell: PlannedCell, step: str, args: list[str]) -> dict[str, Any]:
+    def _step(self, cell: PlannedCell, step: str, args: list[str], component: str | None = None) -> dict[str, Any]:
         """Run (or find) the cell's Job for `step` and return the JSON it wrote."""
-        job = build_runner_job(self.body, self.matrix, cell.key, step, args, self.settings)
+        job = build_runner_job(self.body, self.matrix, cell.key, step, args, self.settings, component)
         name = job["metadata"]["name"]
         if (found := self._read_result(result_name(name))) is not None:
             return found

@@ -92,3 +92,10 @@ def test_operator_rbac_never_grants_wildcards() -> None:
     for rule in OPERATOR_RULES:
         assert "*" not in rule["verbs"]
         assert "*" not in rule["resources"]
+
+
+def test_stress_job_runs_the_measure_step_under_its_own_name() -> None:
+    body, parsed = matrix()
+    job = build_runner_job(body, parsed, "m/Q4_K_M", "measure", [], OperatorSettings(), component="stress")
+    assert job["metadata"]["name"] == "demo-m-q4-k-m-stress"
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][:3] == ["kubeinfer", "cell", "measure"]
