@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 
 class TemplateError(ValueError):
-    pass
+    """A prompt template names a column the CSV does not have, or is malformed."""
 
 
 def csv_requests(

@@ -14,7 +14,7 @@ from kubeinfer.resources.benchmark_matrix import BenchmarkMatrixSpec, CellResult
 
 
 class CheckpointMismatchError(ValueError):
-    pass
+    """There is no checkpoint to resume, or it was written for another spec."""
 
 
 class CheckpointStore(Protocol):

@@ -8,7 +8,7 @@ from kubeinfer.resources.benchmark_matrix import BenchmarkMatrixSpec, CellResult
 
 
 class PlanError(ValueError):
-    pass
+    """The spec selects no cell (e.g. quick mode with none of its quantizations listed)."""
 
 
 @dataclass(frozen=True)

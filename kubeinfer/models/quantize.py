@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 class QuantizeError(RuntimeError):
-    pass
+    """llama-quantize failed; the message carries the end of its output."""
 
 
 def quantize(llama_quantize: Path, source: Path, dest: Path, quantization: str, threads: int | None = None) -> None:

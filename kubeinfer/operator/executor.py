@@ -212,7 +212,7 @@ class ClusterExecutor:
 
 
 class ServerLoadFailure(RuntimeError):
-    pass
+    """The model server exited or was not Ready in time: rule 2, load failure."""
 
 
 def server_pod_name(matrix: str, cell_key: str) -> str:
