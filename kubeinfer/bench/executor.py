@@ -9,8 +9,8 @@ from kubeinfer.resources.benchmark_matrix import BenchmarkMatrixSpec, CellResult
 
 
 class CellExecutor(Protocol):
-    def memory_limit_gb(self, spec: BenchmarkMatrixSpec) -> float:
-        """The limit rules 1 and 5 compare against: spec.limits.maxMemoryGb or the target's memory."""
+    def target_memory_gb(self, spec: BenchmarkMatrixSpec) -> float:
+        """Memory of where cells run (this host, or the pool's smallest node); spec.limits.maxMemoryGb wins."""
         ...
 
     def run_cell(self, cell: PlannedCell, spec: BenchmarkMatrixSpec, limit_gb: float) -> CellResult:

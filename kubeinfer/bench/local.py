@@ -49,9 +49,7 @@ class LocalExecutor:
         self.log = log
         self.stop = threading.Event()
 
-    def memory_limit_gb(self, spec: BenchmarkMatrixSpec) -> float:
-        if spec.limits.max_memory_gb is not None:
-            return spec.limits.max_memory_gb
+    def target_memory_gb(self, spec: BenchmarkMatrixSpec) -> float:  # noqa: ARG002
         return psutil.virtual_memory().total / GIB
 
     def threads(self, spec: BenchmarkMatrixSpec) -> int:

@@ -71,7 +71,7 @@ class MatrixRunner:
     def run(self, resume: bool = False) -> MatrixOutcome:
         checkpoint = self.store.load(self.spec) if resume else Checkpoint(spec_fingerprint(self.spec))
         started = time.monotonic() - checkpoint.elapsed_seconds
-        limit_gb = self.executor.memory_limit_gb(self.spec)
+        limit_gb = self.spec.limits.max_memory_gb or self.executor.target_memory_gb(self.spec)
         try:
             self._run_cells(checkpoint, limit_gb, started)
             self._run_stress(checkpoint, started)

@@ -59,10 +59,8 @@ class ClusterExecutor:
 
     # --- CellExecutor ----------------------------------------------------------------------------
 
-    def memory_limit_gb(self, spec: BenchmarkMatrixSpec) -> float:
-        """limits.maxMemoryGb, else the smallest allocatable memory among the pool's nodes."""
-        if spec.limits.max_memory_gb is not None:
-            return spec.limits.max_memory_gb
+    def target_memory_gb(self, spec: BenchmarkMatrixSpec) -> float:
+        """The smallest allocatable memory among the pool's nodes."""
         pool = self.settings.pool_aliases.get(spec.placement.pool, spec.placement.pool)
         nodes = self.core.list_node(label_selector=f"{self.settings.pool_label}={pool}").items
         sizes = [float(parse_quantity(n.status.allocatable["memory"])) for n in nodes if n.status.allocatable]
