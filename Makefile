@@ -33,7 +33,7 @@ demo: setup
 	$(KUBEINFER) bench run examples/quickstart.yaml --output results/quickstart
 
 ## test: unit, integration and e2e tests against the real engine and model
-test: setup cluster-build
+test: setup cluster-build helm-build prometheus chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
@@ -51,6 +51,8 @@ bench: setup
 	$(PY) bench/interactive_accuracy.py --out results/bench/interactive-accuracy.json
 	$(PY) bench/calibrate_sizing.py --out results/bench/sizing-calibration.json
 	$(PY) bench/gateway_throughput.py --out results/bench/gateway-throughput.json
+	$(PY) -m bench.cluster_batch_throughput --out results/bench/cluster-batch-throughput.json
+	$(PY) -m bench.operator_scale --out results/bench/operator-scale.json
 
 clean:
 	rm -rf results .pytest_cache .mypy_cache .ruff_cache
@@ -58,6 +60,7 @@ clean:
 ## crds: regenerate crds/ from the pydantic models (a unit test fails when they drift)
 crds: venv
 	$(PY) -m kubeinfer.resources.crd crds
+	$(MAKE) --no-print-directory chart-crds chart-rbac
 
 ## cluster-build: etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok from Go modules (cached by version)
 cluster-build:
@@ -72,3 +75,70 @@ cluster-down:
 	hack/controlplane/down.sh
 
 .PHONY: cluster-build cluster-up cluster-down
+
+# --- Helm chart, images, kind (docs/helm.md, docs/kind.md) -------------------------------------------------------
+HELM_VERSION ?= v3.22.0
+HELM ?= $(or $(HELM_BIN),$(KUBEINFER_CACHE_DIR)/helm/$(HELM_VERSION)/bin/helm)
+CHART := charts/kubeinfer
+IMAGE_REGISTRY ?= ghcr.io/kubeinfer
+KUBEINFER_VERSION ?= 0.1.0
+ENGINE_VERSION ?= 0.3.36
+# The tags kubeinfer/settings.py's OperatorSettings and the chart's values.yaml use (a unit test checks all three).
+IMAGE_kubeinfer := $(IMAGE_REGISTRY)/kubeinfer:$(KUBEINFER_VERSION)
+IMAGE_llama-server := $(IMAGE_REGISTRY)/llama-server:$(ENGINE_VERSION)
+IMAGE_llama-server-cuda := $(IMAGE_REGISTRY)/llama-server-cuda:$(ENGINE_VERSION)
+DOCKERFILE_kubeinfer := images/Dockerfile
+DOCKERFILE_llama-server := images/Dockerfile
+DOCKERFILE_llama-server-cuda := images/cuda.Dockerfile
+IMAGES ?= kubeinfer llama-server llama-server-cuda
+DOCKER_BUILD ?= $(shell docker buildx version >/dev/null 2>&1 && echo docker buildx build --load || echo docker build)
+
+## helm-build: helm from its Go module (cached in $(KUBEINFER_CACHE_DIR)/helm/<version>; HELM_BIN uses your own)
+helm-build:
+	HELM_VERSION=$(HELM_VERSION) hack/helm/build.sh
+
+## chart-crds: copy crds/*.yaml into the chart (a unit test fails when they drift)
+chart-crds:
+	rm -f $(CHART)/crds/*.yaml
+	cp crds/*.yaml $(CHART)/crds/
+
+## chart-rbac: write the chart's RBAC rules from kubeinfer/operator/rbac.py (a unit test fails when they drift)
+chart-rbac: venv
+	$(PY) -m hack.helm.rbac_rules $(CHART)/files/rbac-rules.yaml
+
+## chart-lint: helm lint of the chart with each of its ci/ values files
+chart-lint: helm-build
+	$(HELM) lint $(CHART)
+	for f in $(CHART)/ci/*-values.yaml; do $(HELM) lint $(CHART) --quiet -f $$f || exit 1; done
+
+## images: build the Python image and the llama.cpp CPU and CUDA images (IMAGES="kubeinfer llama-server" for CPU only)
+images:
+	$(foreach i,$(IMAGES),$(DOCKER_BUILD) -f $(DOCKERFILE_$(i)) --target $(i) -t $(IMAGE_$(i)) . &&) true
+
+## kind-up: kind cluster, CPU images loaded, chart installed, quickstart matrix applied (docs/kind.md)
+kind-up: helm-build
+	$(MAKE) --no-print-directory images IMAGES="kubeinfer llama-server"
+	HELM=$(HELM) IMAGES="$(IMAGE_kubeinfer) $(IMAGE_llama-server)" hack/helm/kind.sh up
+
+## kind-down: delete the kind cluster
+kind-down:
+	hack/helm/kind.sh down
+
+.PHONY: helm-build chart-crds chart-rbac chart-lint images kind-up kind-down
+
+## prometheus: Debian's prometheus and promtool unpacked into $(KUBEINFER_CACHE_DIR)/prometheus/bin (no service started)
+prometheus:
+	hack/prometheus/install.sh
+
+.PHONY: prometheus
+
+# --- Web console (docs/console.md) ---------------------------------------------------------------------------
+## chromium: Debian's chromium for the console's browser tests (Playwright drives it; no browser download)
+chromium:
+	hack/chromium/install.sh
+
+## screenshots: docs/images/console-*.png from a real gateway, llama-server, batch and benchmark matrix
+screenshots: setup chromium
+	$(PY) -m hack.screenshots --out docs/images
+
+.PHONY: chromium screenshots

@@ -27,6 +27,18 @@ class GatewaySettings(BaseModel):
     threads: int | None = None
     batch_concurrency: int = Field(default=0, ge=0, description="Requests in flight per batch; 0 = 2 x slots")
     batch_max_attempts: int = Field(default=4, gt=0, description="Tries per request on transient engine errors")
+    cluster_namespace: str | None = Field(
+        default=None, description="Also list the served ModelInstalls of this namespace in /v1/models"
+    )
+    batch_workers: int = Field(
+        default=2, ge=1, le=256, description="Worker pods of each BatchJob the gateway creates in cluster mode"
+    )
+    reports_dir: Path | None = Field(
+        default=None, description="Web console: folder whose subfolders hold `kubeinfer bench run` reports"
+    )
+    logs_dir: Path | None = Field(
+        default=None, description="Web console: folder of model server and worker *.log files to show"
+    )
 
 
 class OperatorSettings(BaseModel):
@@ -44,8 +56,24 @@ class OperatorSettings(BaseModel):
     pool_aliases: dict[str, str] = Field(
         default_factory=dict, description="Logical pool -> node label value, e.g. {'cpu': 'local'}"
     )
-    poll_seconds: float = Field(default=1.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0, description="First wait between checks of a Job or Pod")
+    max_poll_seconds: float = Field(default=10.0, gt=0, description="Waits grow by half up to this")
+    max_workers: int = Field(
+        default=64, ge=1, le=4096, description="kopf's handler threads: how many resources are worked at once"
+    )
     job_timeout_seconds: float = Field(default=3600, gt=0)
+    hf_endpoint: str | None = Field(default=None, description="HF_ENDPOINT for install Jobs (a mirror or proxy)")
+    server_probe_timeout_seconds: float = Field(default=10, gt=0, description="A served model must answer within")
+    metrics_port: int = Field(default=8000, ge=0, le=65535, description="Port of /metrics; 0 turns it off")
+    batch_data_claim: str = Field(
+        default="kubeinfer-data", description="ReadWriteMany PVC holding the gateway's files and batch shard logs"
+    )
+    batch_worker_concurrency: int = Field(
+        default=0, ge=0, description="Requests in flight per batch worker; 0 = 2 x slots of all replicas / workers"
+    )
+    batch_project_concurrency: int = Field(
+        default=0, ge=0, description="BatchJobs of one project running workers at once; 0 = no limit"
+    )
 
 
 class Settings(BaseSettings):

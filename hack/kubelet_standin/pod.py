@@ -362,6 +362,8 @@ class PodWorker:
             return self.host.models_root
         if "hostPath" in vol:
             return Path(vol["hostPath"]["path"])
+        if claim := vol.get("persistentVolumeClaim", {}).get("claimName"):
+            return self._host_path_claim(name, claim)
         local: Path = self.dir / "volumes" / name
         local.mkdir(parents=True, exist_ok=True)
         files: dict[str, str] = {}
@@ -383,6 +385,19 @@ class PodWorker:
             (local / path).parent.mkdir(parents=True, exist_ok=True)
             (local / path).write_text(content)
         return local
+
+    def _host_path_claim(self, volume: str, claim: str) -> Path:
+        """A PVC bound to a hostPath PersistentVolume is that path, shared by every pod that mounts it."""
+        try:
+            pvc = self.api.read_namespaced_persistent_volume_claim(claim, self.namespace)
+            pv = self.api.read_persistent_volume(pvc.spec.volume_name) if pvc.spec.volume_name else None
+        except ApiException as err:
+            raise PodSetupError("ClaimNotFound", f"volume {volume!r}: claim {claim}: {err.reason}") from err
+        if pv is None or pv.spec.host_path is None:
+            raise PodSetupError(
+                "VolumeNotSupported", f"volume {volume!r}: claim {claim} is not bound to a hostPath PersistentVolume"
+            )
+        return Path(pv.spec.host_path.path)
 
     def _token(self) -> str:
         """A TokenRequest for the pod's ServiceAccount, bound to the pod (it stops working when the pod is gone)."""

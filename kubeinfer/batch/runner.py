@@ -22,6 +22,8 @@ from kubeinfer.batch.checkpoint import ResultLog
 from kubeinfer.batch.engine import EngineClient, TransientEngineError
 from kubeinfer.batch.schedule import pending_offsets
 from kubeinfer.batch.validation import validate_input
+from kubeinfer.metrics import batch as metrics
+from kubeinfer.metrics.usage import usage_of
 from kubeinfer.storage.blobs import BlobStore, hash_file
 from kubeinfer.storage.records import BatchRecord, FileRecord, MetadataStore, now
 
@@ -95,6 +97,7 @@ class BatchRunner:
         if rec is None or rec.terminal:
             return
         self.current = rec
+        metrics.RUNNING.set(1)
         try:
             if rec.status == "validating":
                 await self._validate(rec)
@@ -105,6 +108,10 @@ class BatchRunner:
         finally:
             self.meta.save_batch(rec)
             self.current = None
+            metrics.RUNNING.set(0)
+            metrics.record_progress(0, 0)
+            if rec.terminal:
+                metrics.BATCHES.labels(rec.status).inc()
 
     async def _validate(self, rec: BatchRecord) -> None:
         input_file = self.meta.get_file(rec.input_file_id)
@@ -189,6 +196,7 @@ class BatchRunner:
                             )
                         )
                         rec.failed += 1
+                        metrics.REQUESTS.labels("expired").inc()
                     rec.status, rec.expired_at = "expired", now()
         finally:
             rec.inference_seconds = base_seconds + busy.total()
@@ -220,8 +228,12 @@ class BatchRunner:
             reply = None
             failure = ""
             busy.enter()
+            metrics.REQUESTS_IN_FLIGHT.inc()
+            sent = time.monotonic()
             try:
                 for attempt in range(self.config.max_attempts):
+                    if attempt:
+                        metrics.RETRIES.inc()
                     try:
                         reply = await self.engine.post(rec.endpoint, body)
                         break
@@ -232,12 +244,15 @@ class BatchRunner:
                             await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
             finally:
                 busy.leave()
+                metrics.REQUESTS_IN_FLIGHT.dec()
+                metrics.REQUEST_DURATION.observe(time.monotonic() - sent)
             if reply is None:
                 line = _error_line(
                     custom_id, "engine_unavailable", f"gave up after {self.config.max_attempts} attempts: {failure}"
                 )
                 await asyncio.to_thread(errors.append, line)
                 rec.failed += 1
+                metrics.REQUESTS.labels("failed").inc()
                 return
             line = {
                 "id": f"batch_req_{secrets.token_hex(12)}",
@@ -252,15 +267,19 @@ class BatchRunner:
             if reply.status_code == 200:
                 await asyncio.to_thread(output.append, line)
                 rec.completed += 1
+                metrics.REQUESTS.labels("completed").inc()
                 usage = reply.body.get("usage") if isinstance(reply.body, dict) else None
                 if isinstance(usage, dict):
                     rec.prompt_tokens += int(usage.get("prompt_tokens", 0))
                     rec.completion_tokens += int(usage.get("completion_tokens", 0))
+                metrics.record_tokens(usage_of(reply.body))
             else:
                 await asyncio.to_thread(errors.append, line)
                 rec.failed += 1
+                metrics.REQUESTS.labels("failed").inc()
         finally:
             semaphore.release()
+            metrics.record_progress(rec.completed + rec.failed, rec.total)
 
     def _finalize(self, rec: BatchRecord) -> None:
         """Publish the logs as files; idempotent, so a crash here is finished by the next start."""

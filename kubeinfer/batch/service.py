@@ -13,6 +13,7 @@ from typing import Any
 
 from kubeinfer.batch.runner import BatchRunner
 from kubeinfer.batch.validation import SUPPORTED_ENDPOINTS
+from kubeinfer.metrics import batch as metrics
 from kubeinfer.storage.files import FileNotFound
 from kubeinfer.storage.records import BatchRecord, MetadataStore, new_id, now
 
@@ -73,6 +74,7 @@ class BatchService:
                     ]
                     rec.status, rec.failed_at = "failed", now()
                     self.meta.save_batch(rec)
+                    metrics.BATCHES.labels("failed").inc()
 
     def create(
         self,
@@ -142,6 +144,7 @@ class BatchService:
             rec.status, rec.cancelling_at = "cancelling", stamp
         else:  # nothing ran yet, so it is cancelled at once
             rec.status, rec.cancelling_at, rec.cancelled_at = "cancelled", stamp, stamp
+            metrics.BATCHES.labels("cancelled").inc()
         self.meta.save_batch(rec)
         return rec
 

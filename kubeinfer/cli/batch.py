@@ -138,3 +138,114 @@ def download(
 def analyze(result_path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
     """Summarise a downloaded output or error file as JSON."""
     typer.echo(json.dumps(summarize(result_path), indent=2))
+
+
+# --- steps of a BatchJob in a cluster, run by the operator's Jobs (docs/batch-cluster.md) --------------------
+
+DataDir = Annotated[Path, typer.Option(help="The shared store: blobs in files/, shard logs in work/<batch>/")]
+
+
+def _input(data_dir: Path, input_file_id: str) -> Path:
+    return data_dir / "files" / input_file_id
+
+
+def model_endpoints(name: str) -> list[str]:
+    """`status.serving.endpoints` of ModelInstall `name` in this pod's namespace; [] while none is ready.
+
+    Read on every refresh (not once from the Job's spec): a replaced server pod comes back at another address.
+    """
+    import os
+
+    from kubernetes import client, config
+
+    config.load_config()
+    namespace = os.environ.get("POD_NAMESPACE", "default")
+    api = client.CustomObjectsApi()
+    body = api.get_namespaced_custom_object("kubeinfer.dev", "v1alpha1", namespace, "modelinstalls", name)
+    serving = (body.get("status") or {}).get("serving") or {}
+    return [str(url) for url in serving.get("endpoints", [])]
+
+
+@app.command("validate", hidden=True)
+def validate_step(
+    batch_id: Annotated[str, typer.Option()],
+    input_file_id: Annotated[str, typer.Option()],
+    endpoint: Annotated[str, typer.Option()],
+    data_dir: DataDir,
+    result: Annotated[str, typer.Option(help="ConfigMap to write the result to")],
+) -> None:
+    """Validate a BatchJob's input file; the result names the model and counts the requests."""
+    from kubeinfer.batch.validation import validate_input
+    from kubeinfer.cli.cell import write_result
+
+    path = _input(data_dir, input_file_id)
+    if not path.is_file():
+        error = {"code": "file_not_found", "message": f"input file {input_file_id} does not exist", "line": None}
+        write_result(result, {"ok": False, "total": 0, "model": None, "errors": [error | {"param": "input_file_id"}]})
+        return
+    report = validate_input(path, endpoint)
+    write_result(result, {"ok": report.ok, "total": report.total, "model": report.model, "errors": report.errors})
+    typer.echo(f"batch {batch_id}: {report.total} requests, {len(report.errors)} problems")
+
+
+@app.command("worker", hidden=True)
+def worker_step(
+    batch_id: Annotated[str, typer.Option()],
+    input_file_id: Annotated[str, typer.Option()],
+    endpoint: Annotated[str, typer.Option()],
+    data_dir: DataDir,
+    model_install: Annotated[str, typer.Option(help="ModelInstall whose status lists the server endpoints")],
+    shards: Annotated[int, typer.Option(min=1)],
+    index: Annotated[int, typer.Option(envvar="JOB_COMPLETION_INDEX", min=0)],
+    progress: Annotated[str, typer.Option(help="ConfigMap name prefix; shard i writes <prefix>-<i>")],
+    concurrency: Annotated[int, typer.Option(min=0, help="0 = 2 x slots of all replicas / shards")] = 0,
+) -> None:
+    """Run one shard of a BatchJob against every replica of its model; resumable after a kill."""
+    import asyncio
+
+    from kubeinfer.batch.pool import EndpointPool
+    from kubeinfer.batch.shard_worker import ShardProgress, ShardWorker, WorkerConfig
+    from kubeinfer.batch.shards import BatchLayout
+    from kubeinfer.cli.cell import write_result
+
+    path = _input(data_dir, input_file_id)
+    if not path.is_file():
+        typer.echo(f"error: input file {path} is missing", err=True)
+        raise typer.Exit(1)
+
+    def report(state: ShardProgress) -> None:
+        write_result(f"{progress}-{state.index}", state.as_json())
+
+    async def resolve() -> list[str]:
+        return await asyncio.to_thread(model_endpoints, model_install)
+
+    async def main() -> ShardProgress:
+        pool = EndpointPool(resolve)
+        try:
+            worker = ShardWorker(
+                BatchLayout(data_dir, batch_id), path, endpoint, pool, WorkerConfig(concurrency=concurrency), report
+            )
+            return await worker.run(index, shards)
+        finally:
+            await pool.aclose()
+
+    done = asyncio.run(main())
+    typer.echo(f"shard {index}/{shards}: {done.completed} completed, {done.failed} failed of {done.total}")
+
+
+@app.command("merge", hidden=True)
+def merge_step(
+    batch_id: Annotated[str, typer.Option()],
+    input_file_id: Annotated[str, typer.Option()],
+    data_dir: DataDir,
+    result: Annotated[str, typer.Option(help="ConfigMap to write the result to")],
+    missing: Annotated[str, typer.Option(help="error code for requests without a line; '' writes none")] = "",
+) -> None:
+    """Merge the shard logs into the batch's output and error files, in input order."""
+    from kubeinfer.batch.merge import merge_batch
+    from kubeinfer.batch.shards import BatchLayout
+    from kubeinfer.cli.cell import write_result
+
+    merged = merge_batch(BatchLayout(data_dir, batch_id), _input(data_dir, input_file_id), missing or None)
+    write_result(result, merged.as_json())
+    typer.echo(f"batch {batch_id}: {merged.completed} completed, {merged.failed} failed of {merged.total}")

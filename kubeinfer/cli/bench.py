@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import signal
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import typer
+from pydantic import ValidationError
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -19,8 +22,9 @@ from kubeinfer.bench.checkpoint import CheckpointMismatchError
 from kubeinfer.bench.hardware import describe_host
 from kubeinfer.bench.local import LocalExecutor
 from kubeinfer.bench.planner import PlanError, PlannedCell, plan
-from kubeinfer.bench.report import write_reports
+from kubeinfer.bench.report import FORMATS, as_report_data, write_reports
 from kubeinfer.bench.runner import MatrixOutcome, MatrixRunner, RunEvents
+from kubeinfer.cli.cluster_report import ClusterReportError, fetch_report
 from kubeinfer.cli.common import console, fail
 from kubeinfer.engines.llamacpp_build import EngineBuildError, EngineInstall, build
 from kubeinfer.models.cache import ModelCache
@@ -204,6 +208,51 @@ def show(report: Path = typer.Argument(..., help="A report.json written by `benc
     console.print(_summary_table(cells))
     if data.get("best"):
         console.print(f"overall best: [bold]{data['best']}[/]")
+
+
+class ReportFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+    html = "html"
+    all = "all"
+
+
+@app.command()
+def report(
+    name: str = typer.Argument(..., help="BenchmarkMatrix name."),
+    namespace: str | None = typer.Option(
+        None, "--namespace", "-n", help="Default: the kubeconfig context's namespace, else default."
+    ),
+    kubeconfig: Path | None = typer.Option(None, help="Default: $KUBECONFIG, ~/.kube/config, or in-cluster."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Results folder (default results/<name>)."),
+    fmt: ReportFormat = typer.Option(ReportFormat.all, "--format", help="Which report file(s) to write."),
+) -> None:
+    """Fetch the report of a matrix the operator finished; write the files `bench run` writes."""
+    try:
+        fetched = fetch_report(name, namespace, kubeconfig)
+    except ClusterReportError as exc:
+        fail(escape(str(exc)))
+    source = f"configmap/{fetched.config_map} in namespace {fetched.namespace}"
+    try:
+        data = as_report_data(fetched.report)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        fail(escape(f"{source}: not a kubeinfer report ({exc.title} {where}: {first['msg']})"))
+    except (ValueError, TypeError) as exc:
+        fail(escape(f"{source}: not a kubeinfer report ({exc})"))
+    out_dir = output or Path("results") / name
+    try:
+        written = write_reports(data, out_dir, FORMATS if fmt == ReportFormat.all else [fmt.value])
+    except OSError as exc:
+        fail(escape(f"cannot write the report to {out_dir}: {exc}"))
+    console.print(_summary_table(data.cells))
+    best = data.extra.get("best")
+    if best:
+        console.print(f"overall best: [bold]{best}[/]")
+    console.print(f"report of benchmarkmatrix {name} from {source}")
+    for kind, path in written.items():
+        console.print(f"{kind} report: {path}")
 
 
 __all__ = ["app", "build_report", "ModelFetchError"]

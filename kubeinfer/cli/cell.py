@@ -20,9 +20,10 @@ import typer
 
 from kubeinfer.bench import preflight
 from kubeinfer.bench.measure import measure_profiles
-from kubeinfer.bench.profiles.base import ProfileContext
+from kubeinfer.bench.profiles.base import MemoryProbe, ProfileContext
 from kubeinfer.cli.common import console, fail
 from kubeinfer.engines.llamacpp_build import find_installed
+from kubeinfer.engines.supervisor import MemoryReadError, fetch_memory
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.quantize import QuantizeError
 from kubeinfer.models.sizing import SizingError
@@ -111,8 +112,13 @@ def measure(
     server: str = typer.Option(..., help="Base URL of the cell's model server"),
     profiles: str = typer.Option(..., help="Comma-separated profile names"),
     ctx_per_slot: int = typer.Option(..., help="Largest prompt plus generation one slot accepts"),
+    memory_url: str | None = typer.Option(None, help="The server's GET /memory; unset: memory is not measured"),
 ) -> None:
-    """Run profiles against the cell's server; the operator rates and judges them."""
+    """Run profiles against the cell's server; the operator rates and judges them.
+
+    With `--memory-url` the server's memory (from its `kubeinfer engine serve` supervisor) is read before
+    and after the profiles; the second reading's peak covers the whole life of the server.
+    """
     matrix = _matrix()
     model, _ = _model(matrix, cell)
     context = ProfileContext(
@@ -124,6 +130,41 @@ def measure(
         max_context=ctx_per_slot,
         stop=threading.Event(),
         log=console.print,
+        memory_probe=_memory_probe(memory_url) if memory_url else None,
     )
+    errors: list[str] = []
+    before = _read_memory(memory_url, errors)
     measured = measure_profiles(context, [p for p in profiles.split(",") if p], rate=False)
-    write_result(result, {name: outcome.model_dump(mode="json") for name, outcome in measured.items()})
+    after = _read_memory(memory_url, errors)
+    write_result(
+        result,
+        {
+            "profiles": {name: outcome.model_dump(mode="json") for name, outcome in measured.items()},
+            "memory": {"before": before, "after": after} if after else None,
+            "memory_error": errors[0] if errors else None,
+        },
+    )
+
+
+def _memory_probe(url: str) -> MemoryProbe:
+    """The profiles' per-request memory readings (batch drift, long-context swap) from the supervisor."""
+
+    def probe() -> tuple[int, int, int] | None:
+        try:
+            figures = fetch_memory(url)
+        except MemoryReadError:
+            return None
+        return figures.rss_bytes, figures.peak_rss_bytes, figures.swap_bytes
+
+    return probe
+
+
+def _read_memory(url: str | None, errors: list[str]) -> dict[str, Any] | None:
+    if url is None:
+        return None
+    try:
+        return fetch_memory(url).model_dump()
+    except MemoryReadError as exc:
+        console.print(str(exc))
+        errors.append(str(exc))
+        return None

@@ -6,11 +6,14 @@ import json
 
 import typer
 
-from kubeinfer.cli.common import console, fail
+from kubeinfer.cli.common import console, err_console, fail
 from kubeinfer.engines.llamacpp_build import SDIST_VERSION, EngineBuildError, build, find_installed
+from kubeinfer.engines.supervisor import DEFAULT_INTERVAL_SECONDS, Supervisor, SupervisorError
 from kubeinfer.settings import get_settings
 
-app = typer.Typer(no_args_is_help=True, help="Build and locate llama-server, llama-bench and llama-quantize.")
+app = typer.Typer(
+    no_args_is_help=True, help="Build, locate and supervise llama-server, llama-bench and llama-quantize."
+)
 
 
 @app.command()
@@ -39,3 +42,33 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
         return
     for key in ("version", "llama_server", "llama_bench", "llama_quantize"):
         console.print(f"{key:15} {data[key]}")
+
+
+@app.command()
+def serve(
+    command: list[str] = typer.Argument(..., metavar="-- ENGINE [ARGS]...", help="The engine command, after `--`."),
+    memory_port: int = typer.Option(8081, min=1, max=65535, help="Port of GET /memory."),
+    memory_host: str = typer.Option("127.0.0.1", help="Address of GET /memory (0.0.0.0 in a pod)."),
+    memory_interval: float = typer.Option(DEFAULT_INTERVAL_SECONDS, min=0.01, help="Seconds between samples."),
+    grace_seconds: float = typer.Option(10.0, min=0, help="After SIGTERM, seconds before the engine is killed."),
+) -> None:
+    """Run an engine as a child, serve its memory on GET /memory, exit with its exit code.
+
+    The operator's model server pods run llama-server this way, so the measure Job can read the server's
+    peak memory: `kubeinfer engine serve --memory-port 8081 -- llama-server --model ...`.
+    """
+    try:
+        supervisor = Supervisor(
+            command,
+            memory_port,
+            memory_host,
+            memory_interval,
+            grace_seconds,
+            log=lambda message: err_console.print(
+                f"kubeinfer engine serve: {message}", highlight=False, markup=False, soft_wrap=True
+            ),
+        )
+        code = supervisor.run()
+    except SupervisorError as exc:
+        fail(str(exc), exc.exit_code)
+    raise typer.Exit(code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.table import Table
@@ -12,6 +13,7 @@ from kubeinfer.cli.common import console, fail
 from kubeinfer.engines.llamacpp_build import find_installed
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.catalog import UnknownModelError, lookup
+from kubeinfer.models.download import Progress as ProgressCallback
 from kubeinfer.models.quantize import QuantizeError
 from kubeinfer.models.sizing import SizingError, estimate_memory, read_geometry
 from kubeinfer.models.sources import ModelFetchError, ModelResolver
@@ -23,9 +25,14 @@ GIB = 1024**3
 
 
 def _resolver() -> ModelResolver:
+    """llama-quantize from PATH (an image, a pod) or else from the engine cache."""
+    import shutil
+
     settings = get_settings()
-    engine = find_installed(settings.engines_root)
-    return ModelResolver(ModelCache(settings.models_root), engine.llama_quantize if engine else None, log=console.print)
+    found = shutil.which("llama-quantize")
+    engine = None if found else find_installed(settings.engines_root)
+    quantizer = Path(found) if found else (engine.llama_quantize if engine else None)
+    return ModelResolver(ModelCache(settings.models_root), quantizer, log=console.print)
 
 
 @app.command()
@@ -121,3 +128,87 @@ def analyze(
     for key, value in data.items():
         shown = f"{value / GIB:.3f} GiB" if key.endswith("_bytes") else str(value)
         console.print(f"{key:22} {shown}")
+
+
+@app.command()
+def install(
+    manifest: Path | None = typer.Argument(
+        None, help="ModelInstall YAML; inside the operator's Job the resource comes from KUBEINFER_MODEL_INSTALL."
+    ),
+    result: str | None = typer.Option(None, help="In a cluster: ConfigMap to write the result to."),
+    progress: str | None = typer.Option(None, help="In a cluster: ConfigMap to write download progress to."),
+    source_mount: str = typer.Option("/source", help="Where a `pvc` source's claim is mounted."),
+) -> None:
+    """Fetch (resuming a partial download), verify, derive and size a ModelInstall's files.
+
+    In a Job, a broken transfer exits non-zero so the Job's next pod resumes it; a failure that another
+    try cannot fix (checksum mismatch, unknown file) is written to the result and exits 0.
+    """
+    from kubeinfer.cli.install_job import ProgressWriter, load_from_env, write_result
+    from kubeinfer.models.cache import ChecksumError
+    from kubeinfer.models.install import install as install_model
+    from kubeinfer.models.sources import TransientFetchError
+    from kubeinfer.resources.loader import ManifestError, load_model_install
+
+    try:
+        resource = load_model_install(manifest) if manifest else load_from_env()
+    except ManifestError as exc:
+        fail(str(exc))
+    writer = ProgressWriter(progress) if progress else None
+    resolver = _resolver()
+    resolver.progress = writer.update if writer else _console_progress()
+    try:
+        outcome = install_model(resource.model_name, resource.spec, resolver, source_mount)
+    except TransientFetchError as exc:
+        fail(f"{exc}; run again to resume", code=75)
+    except ChecksumError as exc:
+        _install_failed(result, "ChecksumMismatch", str(exc))
+    except (ModelFetchError, QuantizeError, SizingError, OSError, ValueError) as exc:
+        _install_failed(result, "InstallFailed", str(exc))
+    finally:
+        if writer:
+            writer.flush()
+    if result:
+        write_result(result, outcome.to_dict())
+    for item in outcome.files:
+        console.print(f"{resource.model_name} {item.quantization}: {item.path} sha256 {item.sha256[:12]}...")
+    console.print(
+        f"sizing ({outcome.sizing['quantization']}, ctx {outcome.sizing['ctxSize']} x {outcome.sizing['parallel']}):"
+        f" {outcome.sizing['estimatedBytes'] / GIB:.2f} GiB"
+    )
+
+
+def _install_failed(result: str | None, reason: str, message: str) -> NoReturn:
+    if result is None:
+        fail(message)
+    from kubeinfer.cli.install_job import write_result
+
+    write_result(result, {"error": message, "reason": reason})
+    console.print(f"{reason}: {message}")
+    raise typer.Exit(0)
+
+
+def _console_progress() -> ProgressCallback:
+    last = [0.0]
+
+    def show(done: int, total: int | None, rate: float) -> None:
+        import time
+
+        if time.monotonic() - last[0] < 2 and done != total:
+            return
+        last[0] = time.monotonic()
+        of = f" of {total / 1e6:.1f}" if total else ""
+        console.print(f"  {done / 1e6:.1f}{of} MB at {rate / 1e6:.1f} MB/s")
+
+    return show
+
+
+@app.command("clean-partials")
+def clean_partials(model: str = typer.Argument(..., help="Model whose unfinished downloads to remove.")) -> None:
+    """Remove a model's unfinished downloads (what a deleted ModelInstall leaves); finished files stay."""
+    from kubeinfer.models.install import remove_partials
+
+    cache = ModelCache(get_settings().models_root)
+    with cache.lock(model):
+        removed = remove_partials(cache.root, model)
+    console.print(f"removed {len(removed)} partial file(s) of {model}")

@@ -14,12 +14,26 @@ def run(
     namespace: str | None = typer.Option(None, help="Watch only this namespace (default: all, or settings)."),
     liveness: str | None = typer.Option(None, help="Serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz"),
 ) -> None:
-    """Reconcile BenchmarkMatrix resources until stopped."""
+    """Reconcile BenchmarkMatrix and ModelInstall resources until stopped."""
     import kopf
 
+    import kubeinfer.operator.batch_job  # noqa: F401
     import kubeinfer.operator.handlers  # noqa: F401  (registers the handlers)
+    import kubeinfer.operator.model_install  # noqa: F401
 
+    kopf.configure(verbose=False)
     watched = namespace or get_settings().operator.namespace
+    if watched:
+
+        @kopf.on.startup()
+        def skip_namespace_scan(settings: kopf.OperatorSettings, **_: object) -> None:
+            """A namespaced operator needs no cluster-wide namespace list, which its role rightly lacks.
+
+            Without this kopf retries the forbidden list with back-off for about a minute at every start.
+            CRDs are still discovered at start; one created later needs an operator restart.
+            """
+            settings.scanning.disabled = True
+
     kopf.run(
         standalone=True,
         namespaces=[watched] if watched else [],

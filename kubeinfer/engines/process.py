@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
 import signal
@@ -15,18 +16,19 @@ _live: set[subprocess.Popen[bytes]] = set()
 _lock = threading.Lock()
 
 
-def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start `cmd` in its own session with stdout and stderr appended to `log_path`.
+def spawn(cmd: list[str], log_path: Path | None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start `cmd` in its own session with stdout and stderr appended to `log_path` (None: to kubeinfer's own).
 
     Its own session keeps a terminal's Ctrl-C away from the child, so kubeinfer decides how it stops
     (checkpoint first, then a graceful SIGTERM) instead of the child dying mid-request.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") if log_path is not None else contextlib.nullcontext() as log:
         proc = subprocess.Popen(
             cmd,
             stdout=log,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if log is not None else None,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=env,

@@ -16,10 +16,11 @@ from kubeinfer.batch.runner import BatchRunner, RunnerConfig
 from kubeinfer.batch.service import BatchService
 from kubeinfer.engines.llamacpp_build import build
 from kubeinfer.engines.llamacpp_server import LlamaServer, ServerConfig
-from kubeinfer.gateway import batches, files, inference, jobs, models
+from kubeinfer.gateway import batches, files, inference, jobs, metrics, models
 from kubeinfer.gateway.auth import KeyRing, load_api_keys
 from kubeinfer.gateway.context import GatewayContext
 from kubeinfer.gateway.errors import install_handlers
+from kubeinfer.gateway.ui import create_console
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.catalog import lookup
 from kubeinfer.models.sources import ModelResolver
@@ -105,8 +106,10 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
         lifespan=lifespan,
     )
     install_handlers(app)
-    for module in (files, batches, inference, jobs, models):
+    app.add_middleware(metrics.MetricsMiddleware)
+    for module in (files, batches, inference, jobs, models, metrics):
         app.include_router(module.router)
+    app.mount("/ui", create_console(app))
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:

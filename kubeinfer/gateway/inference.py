@@ -8,6 +8,7 @@ llama-server stop generating for it and free the slot.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,8 @@ from fastapi.responses import Response, StreamingResponse
 from kubeinfer.gateway.auth import Project
 from kubeinfer.gateway.context import Ctx, GatewayContext
 from kubeinfer.gateway.errors import ApiError
+from kubeinfer.metrics.gateway import StreamMeter, record_usage
+from kubeinfer.metrics.usage import TokenUsage, usage_of
 
 router = APIRouter(prefix="/v1", tags=["inference"])
 
@@ -43,6 +46,8 @@ async def _body(request: Request, ctx: GatewayContext) -> dict[str, Any]:
 
 
 async def _proxy(path: str, request: Request, ctx: GatewayContext) -> Response:
+    received = time.perf_counter()
+    endpoint = path.removeprefix("/v1/")
     body = await _body(request, ctx)
     upstream = ctx.engine.http.build_request("POST", path, json=body)
     try:
@@ -55,18 +60,31 @@ async def _proxy(path: str, request: Request, ctx: GatewayContext) -> Response:
     if not body.get("stream") or response.status_code != 200:
         content = await response.aread()
         await response.aclose()
+        if response.status_code == 200:
+            record_usage(endpoint, _usage(content))
         return Response(content, response.status_code, headers=headers)
+
+    meter = StreamMeter(endpoint, received)
 
     async def relay() -> AsyncIterator[bytes]:
         try:
             async for chunk in response.aiter_raw():
                 if await request.is_disconnected():
                     break
+                meter.feed(chunk, time.perf_counter())
                 yield chunk
         finally:
             await response.aclose()  # closes the upstream connection: llama-server cancels the task
+            meter.finish()
 
     return StreamingResponse(relay(), response.status_code, headers=headers, media_type="text/event-stream")
+
+
+def _usage(content: bytes) -> TokenUsage | None:
+    try:
+        return usage_of(json.loads(content))
+    except ValueError:
+        return None
 
 
 @router.post("/chat/completions")

@@ -13,16 +13,28 @@ from kubeinfer.gateway.schemas import AnalyzeRequest, AnalyzeResponse, ModelList
 router = APIRouter(tags=["models"])
 
 
+async def _all_models(ctx: Ctx) -> dict[str, int]:
+    """This gateway's own model plus, in cluster mode, every served ModelInstall of its namespace."""
+    namespace = ctx.settings.gateway.cluster_namespace
+    if not namespace:
+        return dict(ctx.models)
+    from kubeinfer.gateway.cluster_models import served_models
+
+    return await run_in_threadpool(served_models, namespace) | ctx.models
+
+
 @router.get("/v1/models", response_model=ModelList)
 async def list_models(_project: Project, ctx: Ctx) -> ModelList:
-    return ModelList(data=[ModelObject(id=name, created=created) for name, created in sorted(ctx.models.items())])
+    models = await _all_models(ctx)
+    return ModelList(data=[ModelObject(id=name, created=created) for name, created in sorted(models.items())])
 
 
 @router.get("/v1/models/{model}", response_model=ModelObject)
 async def retrieve_model(model: str, _project: Project, ctx: Ctx) -> ModelObject:
-    if model not in ctx.models:
+    models = await _all_models(ctx)
+    if model not in models:
         raise ApiError(404, f"The model '{model}' does not exist", "model_not_found", "model")
-    return ModelObject(id=model, created=ctx.models[model])
+    return ModelObject(id=model, created=models[model])
 
 
 @router.post("/api/models/analyze", response_model=AnalyzeResponse)

@@ -30,11 +30,19 @@ class AnalyzeError(ValueError):
         self.code = code
 
 
-def model_reference(content: str) -> tuple[str, Path | None]:
-    """(model id, local GGUF path or None for a Hugging Face repo) from what the user pasted."""
+def model_reference(content: str, local_root: Path | None = None) -> tuple[str, Path | None]:
+    """(model id, local GGUF path or None for a Hugging Face repo) from what the user pasted.
+
+    With `local_root` (the gateway passes its model cache), a local path must lie inside it: the API
+    must not tell its callers which files exist elsewhere on the gateway's machine.
+    """
     text = content.strip()
     if text.endswith(".gguf") and not text.startswith(("http://", "https://")):
         path = Path(text).expanduser()
+        if local_root is not None and not path.resolve().is_relative_to(local_root.resolve()):
+            raise AnalyzeError(
+                f"local GGUF paths must be inside the model cache ({local_root})", 403, "path_not_allowed"
+            )
         if not path.is_file():
             raise AnalyzeError(f"GGUF file not found: {text}", 404, "model_not_found")
         return path.name.removesuffix(".gguf"), path
@@ -80,7 +88,7 @@ def analyze(
         cached = models_root / name / f"{name}.{bundled.quantization}.gguf"
         if cached.is_file():
             name = str(cached)
-    model_id, path = model_reference(name)
+    model_id, path = model_reference(name, models_root)
     try:
         geometry = read_geometry(path) if path else geometry_from_hf_config(_hf_config(model_id), None, 2.0)
         estimate = estimate_memory(geometry, ctx_size, parallel)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -39,6 +41,37 @@ def parse_hf_uri(uri: str) -> tuple[str, str, str | None]:
 def hub_endpoint() -> str:
     """HF_ENDPOINT as it is now: huggingface_hub reads it once at import, which tests and callers outlive."""
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """Where a Hub file is and what it should be: enough for a resumable download of our own."""
+
+    url: str
+    headers: dict[str, str]
+    sha256: str | None
+    size: int | None
+    commit: str | None
+
+
+def resolve_hf(repo_id: str, filename: str, revision: str | None = None, token: str | None = None) -> HubFile:
+    """Ask the Hub (through huggingface_hub, with its token handling) for a file's URL, size and checksum.
+
+    An LFS file's ETag is its sha256, so the download can be verified end to end.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.utils._headers import build_hf_headers
+
+    endpoint = hub_endpoint()
+    source = f"hf://{repo_id}/{filename}" + (f"@{revision}" if revision else "")
+    url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint)
+    try:
+        meta = get_hf_file_metadata(url, token=token, endpoint=endpoint)
+    except Exception as exc:
+        raise ModelFetchError(f"{source}: {_describe(exc, endpoint)}") from exc
+    etag = (meta.etag or "").strip('"')
+    sha256 = etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None
+    return HubFile(url, dict(build_hf_headers(token=token)), sha256, meta.size, meta.commit_hash)
 
 
 def fetch_hf(

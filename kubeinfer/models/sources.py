@@ -5,20 +5,23 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
 from kubeinfer.models.cache import CachedModel, ModelCache, copy_verified
 from kubeinfer.models.catalog import lookup
+from kubeinfer.models.download import Download, DownloadError, Progress, download
 from kubeinfer.models.quantize import quantize
 
 
 class ModelFetchError(RuntimeError):
     """A model could not be fetched; the message names the source and the cause."""
+
+
+class TransientFetchError(ModelFetchError):
+    """The transfer broke off; trying again resumes it from the partial file."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,12 @@ class ModelResolver:
         cache: ModelCache,
         llama_quantize: Path | None = None,
         log: Callable[[str], None] = lambda _m: None,
+        progress: Progress | None = None,
     ) -> None:
         self.cache = cache
         self.llama_quantize = llama_quantize
         self.log = log
+        self.progress = progress
 
     def resolve(self, model: str, quantization: str, files: dict[str, str]) -> CachedModel:
         with self.cache.lock(model):
@@ -146,45 +151,26 @@ class ModelResolver:
         from kubeinfer.models import hf
 
         try:
-            repo_id, filename, revision = hf.parse_hf_uri(source)
-            fetched = hf.fetch_hf(repo_id, filename, self.cache.root / ".hf", revision=revision)
+            repo_id, filename, revision = hf.parse_hf_uri(source.partition("#")[0])
+            found = hf.resolve_hf(repo_id, filename, revision)
         except hf.ModelFetchError as exc:
             raise ModelFetchError(str(exc)) from None
-        dest = self.cache.path_for(model, quantization)
-        with fetched.open("rb") as handle:
-            digest = copy_verified(handle, dest, None, source)
-        return self.cache.record(model, quantization, source, digest)
+        expected = parse_source(source).sha256 or found.sha256
+        return self._download(model, quantization, source, Download(found.url, Path(), expected, found.headers))
 
     def _https(self, model: str, quantization: str, source: str, sha256: str | None) -> CachedModel:
-        url = source.partition("#")[0]
-        dest = self.cache.path_for(model, quantization)
-        self.log(f"download {url}")
+        return self._download(model, quantization, source, Download(source.partition("#")[0], Path(), sha256))
+
+    def _download(self, model: str, quantization: str, source: str, job: Download) -> CachedModel:
+        """Resumable: a partial file left by a killed process is continued, not fetched again."""
+        job = Download(job.url, self.cache.path_for(model, quantization), job.sha256, job.headers)
+        self.log(f"download {urlsplit(job.url).path} -> {job.dest}")
         try:
-            with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
-                if response.status_code != 200:
-                    raise ModelFetchError(f"download of {url} failed: HTTP {response.status_code}")
-                reader = _IterReader(response.iter_bytes())
-                digest = copy_verified(reader, dest, sha256, urlsplit(url).path)
-        except httpx.HTTPError as exc:
-            raise ModelFetchError(f"download of {url} failed: {exc}") from None
+            digest = download(job, self.progress)
+        except DownloadError as exc:
+            raise TransientFetchError(f"{source}: {exc}") from None
         return self.cache.record(model, quantization, source, digest)
 
-
-class _IterReader:
-    """A file-like `read()` over an iterator of byte chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            try:
-                self._buffer += next(self._chunks)
-            except StopIteration:
-                break
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+    def partial_files(self, model: str) -> list[Path]:
+        """Unfinished downloads of `model`, which a cancelled install removes."""
+        return sorted((self.cache.root / model).glob(".*.partial"))

@@ -19,6 +19,8 @@ MODELS_MOUNT = "/models"
 #: A pod's server must answer on its pod IP; the pod network, not the bind address, limits who reaches it.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 SERVER_PORT = 8080
+#: `kubeinfer engine serve` answers GET /memory here with the llama-server child's memory.
+MEMORY_PORT = 8081
 CACHE_VOLUME = "model-cache"
 
 
@@ -84,7 +86,7 @@ def server_container(
             extra_args=spec.engine.extra_args,
             host=ALL_INTERFACES,
         )
-        command, args = ["llama-server"], server_args(config, SERVER_PORT)
+        command, args = [*supervisor_command(), "llama-server"], server_args(config, SERVER_PORT)
     requests: dict[str, str] = {"memory": str(estimated_bytes), "cpu": str(spec.engine.threads or 1)}
     limits: dict[str, str] = {"nvidia.com/gpu": str(gpus)} if gpus else {}
     return {
@@ -92,7 +94,10 @@ def server_container(
         "image": image,
         "command": command,
         "args": args,
-        "ports": [{"name": "http", "containerPort": SERVER_PORT}],
+        "ports": [
+            {"name": "http", "containerPort": SERVER_PORT},
+            *([{"name": "memory", "containerPort": MEMORY_PORT}] if measures_memory(matrix) else []),
+        ],
         "readinessProbe": {
             "httpGet": {"path": "/health", "port": SERVER_PORT},
             "periodSeconds": 1,
@@ -102,6 +107,25 @@ def server_container(
         "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": True}],
         "securityContext": _container_security(),
     }
+
+
+def supervisor_command() -> list[str]:
+    """llama-server runs as the child of `kubeinfer engine serve`, which serves its memory to the measure Job.
+
+    The measure Job runs in its own pod and cannot read the server's /proc; the supervisor in the server's
+    container can. It forwards SIGTERM and exits with llama-server's exit code, so the pod still reports
+    the engine's own outcome.
+    """
+    return ["kubeinfer", "engine", "serve", "--memory-port", str(MEMORY_PORT), "--memory-host", ALL_INTERFACES, "--"]
+
+
+def measures_memory(matrix: BenchmarkMatrix) -> bool:
+    """llama.cpp images carry the supervisor; vLLM's is upstream's, so its cells report no memory."""
+    return matrix.spec.engine.type != "vllm"
+
+
+def memory_url(matrix: BenchmarkMatrix, pod_ip: str) -> str | None:
+    return f"http://{pod_ip}:{MEMORY_PORT}/memory" if measures_memory(matrix) else None
 
 
 def _container_security() -> dict[str, Any]:

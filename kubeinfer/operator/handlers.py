@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from kubernetes import client, config
+from kubernetes import client
+from prometheus_client import start_http_server
 
 from kubeinfer import __version__
-from kubeinfer.bench.planner import PlanError, plan
+from kubeinfer.bench.planner import PlanError, PlannedCell, plan
 from kubeinfer.bench.runner import MatrixRunner, RunEvents
+from kubeinfer.metrics import operator as metrics
 from kubeinfer.operator.executor import ClusterExecutor
+from kubeinfer.operator.kube import shared_api_client
 from kubeinfer.operator.names import GROUP, VERSION
 from kubeinfer.operator.store import StatusCheckpointStore
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix, CellResult
@@ -23,14 +27,19 @@ FINISHED = ("Completed", "Failed")
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
     settings.posting.level = 20
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-
-
-def _api() -> client.ApiClient:
-    config.load_config()
-    return client.ApiClient()
+    # Sync daemons (one per matrix, install and batch) each hold a pool thread for their whole run.
+    settings.execution.max_workers = get_settings().operator.max_workers
+    port = get_settings().operator.metrics_port
+    if port:
+        try:
+            start_http_server(port)
+        except OSError as exc:  # metrics are for watching the operator; a taken port must not stop its work
+            logger.error(f"metrics: cannot listen on port {port}: {exc}")
+        else:
+            logger.info(f"metrics on :{port}/metrics")
 
 
 def _condition(kind: str, status: str, reason: str, message: str, generation: int | None) -> dict[str, Any]:
@@ -52,8 +61,22 @@ def run_matrix(body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger
     name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation")
     status = raw.get("status") or {}
     if status.get("phase") in FINISHED and status.get("observedGeneration") == generation:
+        metrics.publish_matrix(f"{namespace}/{name}", [CellResult.model_validate(c) for c in status.get("cells", [])])
         return
-    api = _api()
+    metrics.MATRICES_RUNNING.inc()
+    try:
+        _run(body, raw, stopped, logger)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels("exception").inc()
+        raise
+    finally:
+        metrics.MATRICES_RUNNING.dec()
+
+
+def _run(body: kopf.Body, raw: dict[str, Any], stopped: kopf.DaemonStopped, logger: kopf.Logger) -> None:
+    meta = raw["metadata"]
+    name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation")
+    api = shared_api_client()
     custom = client.CustomObjectsApi(api)
     try:
         matrix = BenchmarkMatrix.model_validate(
@@ -61,11 +84,16 @@ def run_matrix(body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger
         )
         cells = plan(matrix.spec)
     except (ValueError, PlanError) as exc:
+        metrics.RECONCILE_ERRORS.labels("invalid_spec").inc()
         _finish(custom, namespace, name, "Failed", _condition("Ready", "False", "InvalidSpec", str(exc), generation))
         kopf.warn(body, reason="InvalidSpec", message=str(exc))
         return
 
+    clock = metrics.PhaseClock()
+
     def emit(reason: str, message: str) -> None:
+        if reason == "ServerReady":
+            clock.server_ready(time.monotonic())
         kopf.info(body, reason=reason, message=message)
 
     executor = ClusterExecutor(api, raw, get_settings().operator, emit)
@@ -77,17 +105,23 @@ def run_matrix(body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger
 
     threading.Thread(target=relay_stop, daemon=True).start()
 
+    def started(cell: PlannedCell, index: int, total: int) -> None:
+        clock.cell_started(time.monotonic())
+        emit("CellStarted", f"{index}/{total} {cell.key}")
+
     def finished(result: CellResult, index: int, total: int) -> None:
+        clock.cell_finished(result, time.monotonic())
         why = f" ({result.rule.value if result.rule else ''} {result.reason or ''})".rstrip() if result.reason else ""
         emit("CellFinished", f"{index}/{total} {result.key}: {result.status.value}{why}"[:1000])
 
     events = RunEvents(
-        cell_started=lambda cell, index, total: emit("CellStarted", f"{index}/{total} {cell.key}"),
+        cell_started=started,
         cell_finished=finished,
         message=lambda text: emit("Stress", text),
     )
     emit("Running", f"{len(cells)} cells")
-    outcome = MatrixRunner(matrix, executor, store, events).run(resume=True)
+    metered = metrics.MeteredStore(store, f"{namespace}/{name}", cells)
+    outcome = MatrixRunner(matrix, executor, metered, events).run(resume=True)
     if outcome.interrupted:
         logger.info("stopped before the matrix finished; the next operator resumes from the status")
         return

@@ -1,4 +1,4 @@
-"""The least-privilege RBAC the operator and its runner Jobs need; tests bind exactly these rules."""
+"""The least-privilege RBAC of the operator, its runner Jobs and the gateway; tests bind exactly these rules."""
 
 from __future__ import annotations
 
@@ -7,21 +7,44 @@ from typing import Any
 from kubeinfer.operator.names import GROUP
 
 OPERATOR_RULES: list[dict[str, Any]] = [
-    {"apiGroups": [GROUP], "resources": ["benchmarkmatrices"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": [GROUP], "resources": ["benchmarkmatrices/status"], "verbs": ["get", "patch"]},
+    {
+        "apiGroups": [GROUP],
+        "resources": ["benchmarkmatrices", "modelinstalls", "batchjobs"],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    {
+        "apiGroups": [GROUP],
+        "resources": ["benchmarkmatrices/status", "modelinstalls/status", "batchjobs/status"],
+        "verbs": ["get", "patch"],
+    },
     # kopf resolves resources through the CRDs and posts Events for each phase change.
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "create", "delete"]},
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create"]},
+    # Pods: benchmark servers; listed to spot an OOM-killed model server and a cancelled install's last pod.
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "create", "delete"]},
     {"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
+    # A ModelInstall's server: a Deployment and a Service, found ready through its EndpointSlices.
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch"]},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["create"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list"]},
 ]
 
 RUNNER_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
+    # Batch workers follow the model's server addresses in its ModelInstall's status.
+    {"apiGroups": [GROUP], "resources": ["modelinstalls"], "verbs": ["get"]},
+]
+
+#: The gateway in cluster mode (kubeinfer/gateway/cluster_batches.py, cluster_models.py), in its one namespace.
+GATEWAY_RULES: list[dict[str, Any]] = [
+    # A batch is a BatchJob: created, read, listed, and cancelled by patching `spec.cancel`.
+    {"apiGroups": [GROUP], "resources": ["batchjobs"], "verbs": ["create", "get", "list", "patch"]},
+    # /v1/models lists the served ModelInstalls.
+    {"apiGroups": [GROUP], "resources": ["modelinstalls"], "verbs": ["list"]},
 ]
 
 
@@ -48,13 +71,22 @@ def operator_objects(namespace: str, service_account: str = "kubeinfer-operator"
 
 def runner_objects(namespace: str, service_account: str = "kubeinfer-runner") -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding for runner Jobs in one namespace."""
+    return _namespaced_objects(namespace, service_account, RUNNER_RULES)
+
+
+def gateway_objects(namespace: str, service_account: str = "kubeinfer-gateway") -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding for the cluster-mode gateway in its namespace."""
+    return _namespaced_objects(namespace, service_account, GATEWAY_RULES)
+
+
+def _namespaced_objects(namespace: str, service_account: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": service_account, "namespace": namespace}},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": {"name": service_account, "namespace": namespace},
-            "rules": RUNNER_RULES,
+            "rules": rules,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",

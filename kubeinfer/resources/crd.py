@@ -16,8 +16,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from kubeinfer.resources.batch_job import BatchJobSpec, BatchJobStatus
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrixSpec, BenchmarkMatrixStatus
 from kubeinfer.resources.common import API_GROUP
+from kubeinfer.resources.model_install import ModelInstallSpec, ModelInstallStatus
 
 _DROP = {"title", "$defs", "discriminator", "propertyNames"}
 
@@ -44,6 +46,35 @@ CRDS = [
             {"name": "Done", "type": "integer", "jsonPath": ".status.cellsDone"},
             {"name": "Cells", "type": "integer", "jsonPath": ".status.cellsTotal"},
             {"name": "Best", "type": "string", "jsonPath": ".status.best"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
+    CrdInfo(
+        kind="ModelInstall",
+        plural="modelinstalls",
+        short_names=["mi"],
+        spec=ModelInstallSpec,
+        status=ModelInstallStatus,
+        columns=[
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Quant", "type": "string", "jsonPath": ".spec.quantization"},
+            {"name": "Serving", "type": "string", "jsonPath": ".status.serving.quantization"},
+            {"name": "Ready", "type": "integer", "jsonPath": ".status.serving.readyReplicas"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
+    CrdInfo(
+        kind="BatchJob",
+        plural="batchjobs",
+        short_names=["bj"],
+        spec=BatchJobSpec,
+        status=BatchJobStatus,
+        columns=[
+            {"name": "Status", "type": "string", "jsonPath": ".status.status"},
+            {"name": "Model", "type": "string", "jsonPath": ".status.model"},
+            {"name": "Completed", "type": "integer", "jsonPath": ".status.requestCounts.completed"},
+            {"name": "Failed", "type": "integer", "jsonPath": ".status.requestCounts.failed"},
+            {"name": "Total", "type": "integer", "jsonPath": ".status.requestCounts.total"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
     ),

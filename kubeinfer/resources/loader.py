@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix
+from kubeinfer.resources.model_install import ModelInstall
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -62,3 +63,7 @@ def load_yaml(path: Path) -> Any:
 
 def load_matrix(path: Path) -> BenchmarkMatrix:
     return parse_document(load_yaml(path), BenchmarkMatrix, str(path))
+
+
+def load_model_install(path: Path) -> ModelInstall:
+    return parse_document(load_yaml(path), ModelInstall, str(path))

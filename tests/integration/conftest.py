@@ -25,7 +25,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) with the node pools."""
+    """A real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) with the node pools.
+
+    The stand-in's pod bridge comes up first: kwokctl puts the host's addresses into the API server's
+    certificate when it creates the cluster, and pods reach the API server at the bridge address. Clients
+    that honour `tls-server-name` would not care, but kopf's (aiohttp) does not read it.
+    """
+    from hack.kubelet_standin.network import ensure_bridge
+
+    ensure_bridge()
     with running_cluster("kubeinfer-test", tmp_path_factory.mktemp("kube-cluster")) as cluster:
         yield cluster
 

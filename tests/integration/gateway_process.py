@@ -33,8 +33,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 120.0, interval: flo
 class GatewayProcess:
     """`python -m kubeinfer.gateway` in its own process, so the test can SIGKILL it."""
 
-    def __init__(self, data_dir: Path, engine_url: str, log: Path) -> None:
+    def __init__(self, data_dir: Path, engine_url: str, log: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir, self.engine_url, self.log = data_dir, engine_url, log
+        self.extra_env = env or {}
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -43,7 +44,7 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> GatewayProcess:
-        env = {**os.environ, "KUBEINFER_GATEWAY__API_KEYS": f"{KEY}=recovery"}
+        env = {**os.environ, "KUBEINFER_GATEWAY__API_KEYS": f"{KEY}=recovery", **self.extra_env}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [

@@ -55,18 +55,20 @@ class Behaviour:
 class HubServer:
     """Serves `repos` under /{org}/{repo}/resolve/{revision}/{file} with the Hub's headers and errors."""
 
-    def __init__(self, repos: dict[str, Repo]) -> None:
+    def __init__(self, repos: dict[str, Repo], host: str = "127.0.0.1", advertise: str | None = None) -> None:
+        """Bind to `host`; `advertise` is the address clients use (e.g. the pod bridge's host side)."""
         self.repos = repos
         self.behaviour = Behaviour()
         self.log: list[Request] = []
         self._cuts = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd = ThreadingHTTPServer((host, 0), self._handler())
+        self.host = advertise or host
         self._httpd.daemon_threads = True
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://{self.host}:{self._httpd.server_address[1]}"
 
     def reset(self, behaviour: Behaviour | None = None) -> None:
         with self._lock:
@@ -151,6 +153,13 @@ class _Handler(BaseHTTPRequestHandler):
         path = repo.files[name]
         size = path.stat().st_size
         start, end = self._range(size)
+        if start >= size and self.headers.get("Range"):
+            entry.status = 416
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         entry.status = 206 if self.headers.get("Range") else 200
         self.send_response(entry.status)
         self.send_header("X-Repo-Commit", COMMIT)

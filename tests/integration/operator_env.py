@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
-from kubeinfer.operator.rbac import operator_objects, runner_objects
+from kubeinfer.operator.rbac import gateway_objects, operator_objects, runner_objects
 from tests.integration.cluster import REPO_ROOT, Cluster
 
 OPERATOR_SA = "kubeinfer-operator"
+GATEWAY_SA = "kubeinfer-gateway"
 
 
 def apply(cluster: Cluster, objects: list[dict[str, Any]], namespace: str | None = None) -> None:
@@ -60,6 +61,7 @@ def prepare_namespace(cluster: Cluster, namespace: str, models_root: Path) -> No
     cluster.kubectl("wait", "--for=condition=Established", "crd/benchmarkmatrices.kubeinfer.dev", "--timeout=60s")
     apply(cluster, operator_objects(namespace, OPERATOR_SA))
     apply(cluster, runner_objects(namespace))
+    apply(cluster, gateway_objects(namespace, GATEWAY_SA))
     apply(cluster, model_cache_volume(models_root, namespace))
 
 
@@ -88,13 +90,16 @@ def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, p
     return path
 
 
-def start_operator(kubeconfig: Path, namespace: str, log_path: Path) -> subprocess.Popen[bytes]:
+def start_operator(
+    kubeconfig: Path, namespace: str, log_path: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "KUBECONFIG": str(kubeconfig),
         "KUBEINFER_OPERATOR__POOL_ALIASES": json.dumps({"cpu": "local"}),
         "KUBEINFER_OPERATOR__POLL_SECONDS": "0.5",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     with log_path.open("ab") as log:
         return subprocess.Popen(

@@ -345,7 +345,11 @@ def test_analyze_model_reports_fit_and_errors(gateway_url: str, smollm2_gguf: Pa
         reply = httpx.post(f"{gateway_url}/api/models/analyze", json={"content": bad}, headers=auth)
         assert reply.status_code == 400
         assert "Could not extract model ID" in reply.json()["error"]["message"]
-    missing = httpx.post(f"{gateway_url}/api/models/analyze", json={"content": "/nope/model.gguf"}, headers=auth)
+    outside = httpx.post(f"{gateway_url}/api/models/analyze", json={"content": "/nope/model.gguf"}, headers=auth)
+    assert outside.status_code == 403
+    assert "must be inside the model cache" in outside.json()["error"]["message"]
+    absent = str(smollm2_gguf.parent / "absent.gguf")
+    missing = httpx.post(f"{gateway_url}/api/models/analyze", json={"content": absent}, headers=auth)
     assert missing.status_code == 404
 
 

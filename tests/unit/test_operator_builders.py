@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubeinfer.operator.builders import build_runner_job, build_server_pod
+from kubeinfer.operator.builders import MEMORY_PORT, build_runner_job, build_server_pod, memory_url
 from kubeinfer.operator.names import child_name
 from kubeinfer.operator.rbac import OPERATOR_RULES
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix
@@ -50,13 +50,39 @@ def test_gpu_pool_gets_gpu_image_limit_toleration_and_full_offload() -> None:
     assert container["args"][container["args"].index("--n-gpu-layers") + 1] == "999"
 
 
-def test_vllm_uses_the_upstream_image() -> None:
+def test_llama_server_runs_under_the_memory_supervisor_with_its_port_exposed() -> None:
+    """The supervisor's command ends with `--` so every llama-server flag in `args` goes to the child."""
+    body, parsed = matrix()
+    container = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())["spec"][
+        "containers"
+    ][0]
+    command = container["command"]
+    assert command[:3] == ["kubeinfer", "engine", "serve"]
+    assert command[command.index("--memory-port") + 1] == str(MEMORY_PORT)
+    assert command[command.index("--memory-host") + 1] == "0.0.0.0"
+    assert command[-2:] == ["--", "llama-server"]
+    assert container["args"][:2] == ["--model", "/models/m/x.gguf"]
+    assert {"name": "memory", "containerPort": MEMORY_PORT} in container["ports"]
+    assert memory_url(parsed, "10.0.0.7") == f"http://10.0.0.7:{MEMORY_PORT}/memory"
+
+
+def test_gpu_llama_server_is_supervised_too() -> None:
+    body, parsed = matrix(placement={"pool": "gpu", "gpus": 1})
+    container = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())["spec"][
+        "containers"
+    ][0]
+    assert container["command"][:3] == ["kubeinfer", "engine", "serve"]
+
+
+def test_vllm_uses_the_upstream_image_without_memory_supervision() -> None:
     body, parsed = matrix(engine={"type": "vllm"}, placement={"pool": "gpu"})
     container = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())["spec"][
         "containers"
     ][0]
     assert container["image"].startswith("vllm/vllm-openai")
     assert container["command"][:2] == ["vllm", "serve"]
+    assert [p["name"] for p in container["ports"]] == ["http"]
+    assert memory_url(parsed, "10.0.0.7") is None
 
 
 def test_pool_aliases_map_logical_pools_to_node_labels() -> None:

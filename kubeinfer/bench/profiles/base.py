@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeinfer.bench.client import ChatClient, Interrupted, ServerError
+from kubeinfer.engines.llamacpp_server import read_process_memory
 from kubeinfer.resources.benchmark_matrix import ProfileResult, Profiles
 
 #: Room left for the tokens a chat template adds and for tokenizer drift when text is re-tokenized.
@@ -19,12 +20,18 @@ def _no_log(_message: str) -> None:
     return None
 
 
+#: Reads (RSS, peak RSS, swap) of the model server in bytes; None when this reading failed.
+MemoryProbe = Callable[[], tuple[int, int, int] | None]
+
+
 @dataclass
 class ProfileContext:
     """One running server and the thresholds to judge it by.
 
-    `server_pid` is None when the server runs elsewhere (an in-cluster runner pod talks to a Service):
-    memory metrics are then None. `max_context` is the most prompt plus generated tokens one slot accepts.
+    Server memory comes from `memory_probe` (RSS, peak RSS, swap in bytes): on one machine it reads
+    `/proc/<server_pid>`, in a cluster the server's supervisor (`kubeinfer engine serve`) answers it; without
+    either, memory metrics are None. `server_pid` also feeds the stress profile's host vitals.
+    `max_context` is the most prompt plus generated tokens one slot accepts.
     Setting `stop` (Ctrl-C) makes a profile return promptly with status error and reason "interrupted".
     """
 
@@ -36,6 +43,15 @@ class ProfileContext:
     max_context: int = 4096
     stop: threading.Event = field(default_factory=threading.Event)
     log: Callable[[str], None] = _no_log
+    memory_probe: MemoryProbe | None = None
+
+    def read_memory(self) -> tuple[int, int, int] | None:
+        """(RSS, peak RSS, swap) of the server in bytes, or None when it cannot be measured from here."""
+        if self.memory_probe is not None:
+            return self.memory_probe()
+        if self.server_pid is not None:
+            return read_process_memory(self.server_pid)
+        return None
 
     def client(self, stop: threading.Event | None = None) -> ChatClient:
         return ChatClient(self.base_url, self.model, stop=stop or self.stop)

@@ -16,7 +16,6 @@ from kubeinfer.bench.profiles.base import (
     percent_change,
     rounded,
 )
-from kubeinfer.engines.llamacpp_server import read_process_memory
 from kubeinfer.resources.benchmark_matrix import BatchProfile, ProfileResult
 
 #: Every document has the same length and every summary the same number of tokens, so a change in time
@@ -42,14 +41,14 @@ def run(ctx: ProfileContext) -> ProfileResult:
             try:
                 seconds.append(summarize_document(client, index, doc_tokens, max_tokens))
             except Interrupted:
-                return interrupted(summary(seconds, rss, peak, ctx.server_pid))
-            if ctx.server_pid is not None:
-                current, hwm, _swap = read_process_memory(ctx.server_pid)
+                return interrupted(summary(seconds, rss, peak))
+            if (memory := ctx.read_memory()) is not None:
+                current, hwm, _swap = memory
                 rss.append(current)
                 peak = max(peak, hwm, current)
             if index % 5 == 4:
                 ctx.log(f"batch {index + 1}/{count} documents")
-    metrics = summary(seconds, rss, peak, ctx.server_pid)
+    metrics = summary(seconds, rss, peak)
     return judged(metrics, failures(metrics, cfg))
 
 
@@ -64,7 +63,7 @@ def summarize_document(client: ChatClient, index: int, doc_tokens: int, max_toke
     return result.total_seconds
 
 
-def summary(seconds: list[float], rss: list[int], peak: int, pid: int | None) -> dict[str, Any]:
+def summary(seconds: list[float], rss: list[int], peak: int) -> dict[str, Any]:
     per_doc = mean(seconds)
     window = min(WINDOW, len(seconds) // 2)
     degradation = percent_change(mean(seconds[:window]), mean(seconds[-window:])) if window else None
@@ -76,7 +75,7 @@ def summary(seconds: list[float], rss: list[int], peak: int, pid: int | None) ->
         "variance_percent": rounded(coefficient_of_variation(seconds), 2),
         "degradation_percent": rounded(degradation, 2),
         "memory_drift_percent": rounded(drift, 3),
-        "peak_rss_bytes": peak if pid is not None else None,
+        "peak_rss_bytes": peak if rss else None,
     }
 
 

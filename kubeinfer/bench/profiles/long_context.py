@@ -14,7 +14,6 @@ from kubeinfer.bench.profiles.base import (
     interrupted,
     judged,
 )
-from kubeinfer.engines.llamacpp_server import read_process_memory
 from kubeinfer.resources.benchmark_matrix import ProfileResult
 
 QUESTION = "\n\nQuestion: in one sentence, what did entry 1 record?"
@@ -48,7 +47,7 @@ def run(ctx: ProfileContext) -> ProfileResult:
             metrics["load_seconds_by_context"][str(size)] = round(seconds, 4)
             metrics["max_context_ok"] = size
             metrics["initial_load_seconds"] = round(seconds, 4)
-            _track_swap(metrics, ctx.server_pid)
+            _track_swap(metrics, ctx)
             if seconds > cfg.max_initial_load_seconds:
                 failures.append(f"loading {size} tokens took {seconds:.1f}s > {cfg.max_initial_load_seconds:g}s")
                 break
@@ -83,8 +82,8 @@ def load_once(client: ChatClient, size: int, max_context: int, max_tokens: int) 
     return result.ttft_seconds
 
 
-def _track_swap(metrics: dict[str, Any], pid: int | None) -> None:
-    if pid is None:
+def _track_swap(metrics: dict[str, Any], ctx: ProfileContext) -> None:
+    if (memory := ctx.read_memory()) is None:
         return
-    _rss, _peak, swap = read_process_memory(pid)
+    _rss, _peak, swap = memory
     metrics["swap_used_bytes"] = max(metrics["swap_used_bytes"] or 0, swap)

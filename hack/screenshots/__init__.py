@@ -1,0 +1,1 @@
+"""`make screenshots`: the web console's pages as PNGs for docs/console.md, from real parts only."""

@@ -1,0 +1,212 @@
+"""Batches in cluster mode: each one is a BatchJob resource, the source of truth the operator drives.
+
+`POST /v1/batches` creates the BatchJob (named by the batch id), reads go back to the API and map the
+status to a Batch object, and cancel sets `spec.cancel`. The operator's merge Job writes the output and
+error files straight into the shared blob directory; the gateway registers them as files of the batch's
+project the first time it sees them named in a status, so `GET /v1/files/{id}/content` serves them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from kubeinfer.batch.service import COMPLETION_WINDOWS, BatchNotFound, InvalidBatchRequest
+from kubeinfer.resources.batch_job import BATCH_ENDPOINTS
+from kubeinfer.storage.blobs import BlobStore, hash_file
+from kubeinfer.storage.files import FileNotFound
+from kubeinfer.storage.records import BatchRecord, FileRecord, MetadataStore, new_id
+
+GROUP, VERSION, PLURAL = "kubeinfer.dev", "v1alpha1", "batchjobs"
+PROJECT_LABEL = "kubeinfer.dev/project"
+#: Nanoseconds at creation: orders batches created within the same second (creationTimestamp has seconds).
+SEQUENCE_ANNOTATION = "kubeinfer.dev/created-ns"
+
+
+@cache
+def _custom_api() -> Any:
+    from kubernetes import client, config
+
+    config.load_config()
+    return client.CustomObjectsApi()
+
+
+def _created(body: dict[str, Any]) -> int:
+    stamp = body["metadata"]["creationTimestamp"]
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+
+
+def record_of(body: dict[str, Any]) -> BatchRecord:
+    """The Batch object's fields from a BatchJob, as the embedded gateway's record type."""
+    spec, status = body["spec"], body.get("status") or {}
+    counts, usage = status.get("requestCounts") or {}, status.get("usage") or {}
+    created = status.get("createdAt") or _created(body)
+    return BatchRecord(
+        id=body["metadata"]["name"],
+        project=spec.get("project", "default"),
+        endpoint=spec.get("endpoint", "/v1/chat/completions"),
+        input_file_id=spec["inputFileId"],
+        completion_window=spec.get("completionWindow", "24h"),
+        created_at=created,
+        expires_at=status.get("expiresAt") or created + COMPLETION_WINDOWS["24h"],
+        status=status.get("status", "validating"),
+        metadata=spec.get("metadata") or None,
+        model=status.get("model") or spec.get("model"),
+        errors=[
+            {"code": e.get("code"), "message": e.get("message"), "param": e.get("param"), "line": e.get("line")}
+            for e in status.get("errors", [])
+        ],
+        output_file_id=status.get("outputFileId"),
+        error_file_id=status.get("errorFileId"),
+        in_progress_at=status.get("inProgressAt"),
+        finalizing_at=status.get("finalizingAt"),
+        completed_at=status.get("completedAt"),
+        failed_at=status.get("failedAt"),
+        expired_at=status.get("expiredAt") if status.get("status") == "expired" else None,
+        cancelling_at=status.get("cancellingAt"),
+        cancelled_at=status.get("cancelledAt"),
+        total=int(counts.get("total", 0)),
+        completed=int(counts.get("completed", 0)),
+        failed=int(counts.get("failed", 0)),
+        prompt_tokens=int(usage.get("promptTokens", 0)),
+        completion_tokens=int(usage.get("completionTokens", 0)),
+    )
+
+
+def priority_of(metadata: dict[str, str] | None) -> int:
+    """`metadata.priority` becomes the BatchJob's priority (OpenAI's API has no such field)."""
+    raw = (metadata or {}).get("priority", "0")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 1000
+    if not -100 <= value <= 100:
+        raise InvalidBatchRequest(f"metadata.priority must be an integer from -100 to 100, got '{raw}'", "metadata")
+    return value
+
+
+def _sequence(body: dict[str, Any]) -> tuple[int, int, str]:
+    annotation = (body["metadata"].get("annotations") or {}).get(SEQUENCE_ANNOTATION, "0")
+    return _created(body), int(annotation) if annotation.isdigit() else 0, body["metadata"]["name"]
+
+
+class ClusterBatchService:
+    """The same calls as `BatchService`, answered from BatchJob resources in one namespace."""
+
+    def __init__(self, namespace: str, meta: MetadataStore, blobs: BlobStore, workers: int) -> None:
+        self.namespace = namespace
+        self.meta = meta
+        self.blobs = blobs
+        self.workers = workers
+
+    def create(
+        self,
+        project: str,
+        input_file_id: str,
+        endpoint: str,
+        completion_window: str,
+        metadata: dict[str, str] | None,
+    ) -> BatchRecord:
+        if endpoint not in BATCH_ENDPOINTS:
+            raise InvalidBatchRequest(
+                f"endpoint must be one of {', '.join(BATCH_ENDPOINTS)}, got '{endpoint}'", "endpoint"
+            )
+        if completion_window not in COMPLETION_WINDOWS:
+            raise InvalidBatchRequest(
+                f"completion_window must be one of {', '.join(COMPLETION_WINDOWS)}", "completion_window"
+            )
+        input_file = self.meta.get_file(input_file_id, project)
+        if input_file is None:
+            raise FileNotFound(input_file_id)
+        if input_file.purpose != "batch":
+            raise InvalidBatchRequest(
+                f"file {input_file_id} has purpose '{input_file.purpose}', not 'batch'", "input_file_id"
+            )
+        priority = priority_of(metadata)
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "BatchJob",
+            "metadata": {
+                "name": new_id("batch"),
+                "labels": {PROJECT_LABEL: project},
+                "annotations": {SEQUENCE_ANNOTATION: str(time.time_ns())},
+            },
+            "spec": {
+                "inputFileId": input_file_id,
+                "endpoint": endpoint,
+                "completionWindow": completion_window,
+                "project": project,
+                "workers": self.workers,
+                "priority": priority,
+                "metadata": metadata or {},
+            },
+        }
+        created = _custom_api().create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+        return record_of(created)
+
+    def _read(self, project: str, batch_id: str) -> dict[str, Any]:
+        from kubernetes.client import ApiException
+
+        try:
+            body: dict[str, Any] = _custom_api().get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, batch_id
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise BatchNotFound(batch_id) from None
+            raise
+        if body["spec"].get("project", "default") != project:
+            raise BatchNotFound(batch_id)
+        return body
+
+    def get(self, project: str, batch_id: str) -> BatchRecord:
+        return self._register(record_of(self._read(project, batch_id)))
+
+    def page(self, project: str, limit: int, after: str | None) -> list[BatchRecord]:
+        """Newest first; `after` is the last id of the previous page."""
+        listed = _custom_api().list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)["items"]
+        # by spec.project rather than the label, so BatchJobs applied with kubectl are listed too
+        items = [i for i in listed if i["spec"].get("project", "default") == project]
+        items.sort(key=_sequence, reverse=True)
+        records = [record_of(i) for i in items]
+        if after is not None:
+            ids = [r.id for r in records]
+            records = records[ids.index(after) + 1 :] if after in ids else []
+        return [self._register(r) for r in records[:limit]]
+
+    def cancel(self, project: str, batch_id: str) -> BatchRecord:
+        rec = record_of(self._read(project, batch_id))
+        if rec.status in ("completed", "failed", "expired"):
+            raise InvalidBatchRequest(f"Batch {batch_id} is {rec.status} and cannot be cancelled")
+        if rec.status in ("cancelling", "cancelled", "finalizing"):
+            return rec
+        patched = _custom_api().patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, batch_id, {"spec": {"cancel": True}}
+        )
+        rec = record_of(patched)
+        # The operator moves the status on; the caller sees the cancel at once, as OpenAI answers it.
+        rec.status, rec.cancelling_at = "cancelling", rec.cancelling_at or int(time.time())
+        return rec
+
+    def _register(self, rec: BatchRecord) -> BatchRecord:
+        """Make the merge Job's files files of the batch's project (once; the blobs are already in place)."""
+        for kind, file_id in (("output", rec.output_file_id), ("errors", rec.error_file_id)):
+            if file_id is None or self.meta.get_file(file_id) is not None:
+                continue
+            path = self.blobs.local_path(file_id)
+            if not path.exists():
+                continue
+            size, sha = hash_file(path)
+            record = FileRecord(file_id, rec.project, f"{rec.id}_{kind}.jsonl", "batch_output", size, sha)
+            with contextlib.suppress(sqlite3.IntegrityError):  # a concurrent read registered it first
+                self.meta.add_file(record)
+        return rec
+
+
+@cache
+def cluster_batches(namespace: str, meta: MetadataStore, blobs: BlobStore, workers: int) -> ClusterBatchService:
+    return ClusterBatchService(namespace, meta, blobs, workers)

@@ -1,0 +1,134 @@
+"""Pure builders of a BatchJob's children: the validate Job, the Indexed worker Job and the merge Job.
+
+All three mount the shared store (the `batchDataClaim` PVC) at `/data`, where the gateway keeps its files;
+each returns a plain dict for the API, so it is unit-tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubeinfer.operator.builders import owner_reference, pool_placement
+from kubeinfer.operator.names import COMPONENT_LABEL, GROUP, MANAGED_BY
+from kubeinfer.settings import OperatorSettings
+
+DATA_MOUNT = "/data"
+DATA_VOLUME = "batch-data"
+BATCH_LABEL = f"{GROUP}/batch"
+
+
+def batch_labels(batch: str, component: str) -> dict[str, str]:
+    return {**MANAGED_BY, BATCH_LABEL: batch, COMPONENT_LABEL: component}
+
+
+def job_name(batch: str, component: str) -> str:
+    return f"{batch}-{component}"
+
+
+def result_name(batch: str, component: str) -> str:
+    return f"{batch}-{component}-result"
+
+
+def progress_prefix(batch: str) -> str:
+    return f"{batch}-shard"
+
+
+def _job(
+    body: dict[str, Any],
+    component: str,
+    args: list[str],
+    settings: OperatorSettings,
+    backoff_limit: int,
+    extra_spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    batch = body["metadata"]["name"]
+    labels = batch_labels(batch, component)
+    spec = body["spec"]
+    container = {
+        "name": component,
+        "image": settings.runner_image,
+        "command": ["kubeinfer", "batch", component],
+        "args": [
+            "--batch-id",
+            batch,
+            "--input-file-id",
+            spec["inputFileId"],
+            "--data-dir",
+            DATA_MOUNT,
+            *args,
+        ],
+        "env": [
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "KUBEINFER_OWNER", "value": _owner_json(body)},
+        ],
+        "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_MOUNT}],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name(batch, component), "labels": labels, "ownerReferences": [owner_reference(body)]},
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": int(settings.job_timeout_seconds),
+            **(extra_spec or {}),
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": settings.runner_service_account,
+                    "containers": [container],
+                    "volumes": [
+                        {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": settings.batch_data_claim}}
+                    ],
+                    **pool_placement(settings.runner_pool, settings),
+                },
+            },
+        },
+    }
+
+
+def _owner_json(body: dict[str, Any]) -> str:
+    return json.dumps(owner_reference(body))
+
+
+def build_validate_job(body: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+    """`kubeinfer batch validate`: checks every line and names the model; the result goes to a ConfigMap."""
+    batch = body["metadata"]["name"]
+    args = ["--endpoint", body["spec"]["endpoint"], "--result", result_name(batch, "validate")]
+    return _job(body, "validate", args, settings, backoff_limit=3)
+
+
+def build_worker_job(body: dict[str, Any], model_install: str, settings: OperatorSettings) -> dict[str, Any]:
+    """An Indexed Job: pod i owns shard i. A replacement pod starts only once its predecessor is gone
+    (`podReplacementPolicy: Failed`), so two pods never write one shard's logs; each retry resumes them.
+    """
+    batch = body["metadata"]["name"]
+    workers = int(body["spec"].get("workers", 2))
+    args = [
+        "--endpoint",
+        body["spec"]["endpoint"],
+        "--model-install",
+        model_install,
+        "--shards",
+        str(workers),
+        "--progress",
+        progress_prefix(batch),
+        "--concurrency",
+        str(settings.batch_worker_concurrency),
+    ]
+    extra = {
+        "completionMode": "Indexed",
+        "completions": workers,
+        "parallelism": workers,
+        "podReplacementPolicy": "Failed",
+    }
+    return _job(body, "worker", args, settings, backoff_limit=10 + 3 * workers, extra_spec=extra)
+
+
+def build_merge_job(body: dict[str, Any], missing_code: str, settings: OperatorSettings) -> dict[str, Any]:
+    """`kubeinfer batch merge`: shard logs to output and error files in input order; result to a ConfigMap."""
+    batch = body["metadata"]["name"]
+    args = ["--result", result_name(batch, "merge"), "--missing", missing_code]
+    return _job(body, "merge", args, settings, backoff_limit=3)

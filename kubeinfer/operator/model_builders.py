@@ -1,0 +1,234 @@
+"""Pure builders of what a ModelInstall needs: the install and clean-up Jobs, the server Deployment and Service.
+
+Each returns a plain dict for the API, so it is unit-tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kubeinfer.engines.llamacpp_server import ServerConfig, server_args
+from kubeinfer.models.install import SOURCE_MOUNT
+from kubeinfer.operator.builders import (
+    ALL_INTERFACES,
+    CACHE_VOLUME,
+    MODELS_MOUNT,
+    SERVER_PORT,
+    owner_reference,
+    pool_placement,
+    result_name,
+)
+from kubeinfer.operator.names import GROUP, MANAGED_BY, slug
+from kubeinfer.resources.model_install import ModelInstall
+from kubeinfer.settings import OperatorSettings
+
+INSTALL_LABEL = f"{GROUP}/model-install"
+QUANT_LABEL = f"{GROUP}/quantization"
+#: Unix seconds of the last time something needed the model served (a BatchJob writes it while it runs).
+DEMAND_ANNOTATION = f"{GROUP}/last-demand"
+SOURCE_VOLUME = "source"
+
+
+def install_labels(name: str, component: str) -> dict[str, str]:
+    return {**MANAGED_BY, INSTALL_LABEL: slug(name)[:63], f"{GROUP}/component": component}
+
+
+def install_job_name(name: str, generation: int) -> str:
+    return f"{slug(name)[:40]}-install-g{generation}"
+
+
+def progress_name(job_name: str) -> str:
+    return f"{job_name}-progress"
+
+
+def deployment_name(name: str) -> str:
+    return f"{slug(name)[:50]}-server"
+
+
+def service_name(name: str) -> str:
+    return slug(name)[:63]
+
+
+def _security() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _cache(read_only: bool, settings: OperatorSettings) -> dict[str, Any]:
+    return {
+        "name": CACHE_VOLUME,
+        "persistentVolumeClaim": {"claimName": settings.model_cache_claim, "readOnly": read_only},
+    }
+
+
+def _job(
+    body: dict[str, Any],
+    name: str,
+    component: str,
+    command: list[str],
+    env: list[dict[str, Any]],
+    settings: OperatorSettings,
+    backoff_limit: int,
+    owned: bool = True,
+    extra_volumes: list[dict[str, Any]] | None = None,
+    extra_mounts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    labels = install_labels(body["metadata"]["name"], component)
+    container = {
+        "name": component,
+        "image": settings.runner_image,
+        "command": command,
+        "env": [
+            {"name": "KUBEINFER_MODEL_DIR", "value": MODELS_MOUNT},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            *env,
+        ],
+        "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT}, *(extra_mounts or [])],
+        "securityContext": _security(),
+    }
+    metadata: dict[str, Any] = {"name": name, "labels": labels}
+    if owned:
+        metadata["ownerReferences"] = [owner_reference(body)]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": int(settings.job_timeout_seconds),
+            "ttlSecondsAfterFinished": 3600,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": settings.runner_service_account,
+                    "containers": [container],
+                    "volumes": [_cache(False, settings), *(extra_volumes or [])],
+                    **pool_placement(settings.runner_pool, settings),
+                },
+            },
+        },
+    }
+
+
+def build_install_job(body: dict[str, Any], install: ModelInstall, settings: OperatorSettings) -> dict[str, Any]:
+    """`kubeinfer models install` in a Job; a killed pod's successor resumes the partial download."""
+    name = install_job_name(install.metadata.name, body["metadata"].get("generation") or 1)
+    resource = install.model_dump(mode="json", by_alias=True, exclude={"status"}, exclude_none=True)
+    env: list[dict[str, Any]] = [
+        {"name": "KUBEINFER_MODEL_INSTALL", "value": json.dumps(resource)},
+        {"name": "KUBEINFER_OWNER", "value": json.dumps(owner_reference(body))},
+    ]
+    if settings.hf_endpoint:
+        env.append({"name": "HF_ENDPOINT", "value": settings.hf_endpoint})
+    if (hf := install.spec.source.hf) is not None and hf.token_secret is not None:
+        secret = {"name": hf.token_secret.name, "key": hf.token_secret.key}
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": secret}})
+    volumes, mounts = [], []
+    if (pvc := install.spec.source.pvc) is not None:
+        volumes = [{"name": SOURCE_VOLUME, "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": True}}]
+        mounts = [{"name": SOURCE_VOLUME, "mountPath": SOURCE_MOUNT, "readOnly": True}]
+    command = ["kubeinfer", "models", "install", "--result", result_name(name), "--progress", progress_name(name)]
+    return _job(body, name, "install", command, env, settings, 6, extra_volumes=volumes, extra_mounts=mounts)
+
+
+def build_clean_job(body: dict[str, Any], install: ModelInstall, settings: OperatorSettings) -> dict[str, Any]:
+    """Removes a deleted install's partial downloads; not owned, since its owner is on its way out."""
+    name = f"{slug(install.metadata.name)[:40]}-clean-{body['metadata']['uid'][:8]}"
+    command = ["kubeinfer", "models", "clean-partials", install.model_name]
+    return _job(body, name, "clean", command, [], settings, 2, owned=False)
+
+
+def build_server_deployment(
+    body: dict[str, Any],
+    install: ModelInstall,
+    model_rel_path: str,
+    quantization: str,
+    memory_request_bytes: int,
+    settings: OperatorSettings,
+    replicas: int | None = None,
+) -> dict[str, Any]:
+    """The model server for one quantization; changing it (OOM fallback) rolls out a new ReplicaSet.
+
+    `replicas` overrides the spec's (0 while the model idles).
+    """
+    serving = install.spec.serving
+    assert serving is not None
+    name = install.metadata.name
+    labels = install_labels(name, "server")
+    model_path = str(PurePosixPath(MODELS_MOUNT) / model_rel_path)
+    gpus = serving.resources.gpus or (1 if serving.pool == "gpu" else 0)
+    if serving.engine == "vllm":
+        image, command = settings.vllm_image, ["vllm", "serve", model_path]
+        args = ["--host", ALL_INTERFACES, "--port", str(SERVER_PORT), "--max-model-len", str(serving.ctx_size)]
+        args += ["--served-model-name", install.model_name, *serving.extra_args]
+    else:
+        image = settings.engine_gpu_image if gpus else settings.engine_image
+        config = ServerConfig(
+            model_path=Path(model_path),
+            ctx_size=serving.ctx_size,
+            parallel=serving.parallel,
+            threads=serving.threads,
+            gpu_layers=999 if gpus else 0,
+            alias=install.model_name,
+            extra_args=serving.extra_args,
+            host=ALL_INTERFACES,
+        )
+        command, args = ["llama-server"], server_args(config, SERVER_PORT)
+    requests = {"memory": serving.resources.memory or str(memory_request_bytes)}
+    if serving.resources.cpu or serving.threads:
+        requests["cpu"] = serving.resources.cpu or str(serving.threads)
+    limits: dict[str, str] = {}
+    if serving.resources.memory:
+        limits["memory"] = serving.resources.memory
+    if gpus:
+        limits["nvidia.com/gpu"] = str(gpus)
+    container = {
+        "name": "server",
+        "image": image,
+        "command": command,
+        "args": args,
+        "ports": [{"name": "http", "containerPort": SERVER_PORT}],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": SERVER_PORT}, "periodSeconds": 2},
+        "resources": {"requests": requests, **({"limits": limits} if limits else {})},
+        "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": True}],
+        "securityContext": _security(),
+    }
+    pod_labels = {**labels, QUANT_LABEL: quantization}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": deployment_name(name), "labels": labels, "ownerReferences": [owner_reference(body)]},
+        "spec": {
+            "replicas": serving.replicas if replicas is None else replicas,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": dict(serving.pod_annotations)},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [container],
+                    "volumes": [_cache(True, settings)],
+                    **pool_placement(serving.pool, settings, gpus),
+                },
+            },
+        },
+    }
+
+
+def build_service(body: dict[str, Any], install: ModelInstall) -> dict[str, Any]:
+    name = install.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": service_name(name),
+            "labels": install_labels(name, "server"),
+            "ownerReferences": [owner_reference(body)],
+        },
+        "spec": {
+            "selector": install_labels(name, "server"),
+            "ports": [{"name": "http", "port": SERVER_PORT, "targetPort": "http"}],
+        },
+    }
