@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from kubeinfer.batch.runner import BatchRunner
 from kubeinfer.batch.validation import SUPPORTED_ENDPOINTS
 from kubeinfer.metrics import batch as metrics
 from kubeinfer.storage.files import FileNotFound
-from kubeinfer.storage.records import BatchRecord, MetadataStore, new_id, now
+from kubeinfer.storage.records import BatchRecord, FileRecord, MetadataStore, new_id, now
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,31 @@ class InvalidBatchRequest(ValueError):
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+def check_batch_request(
+    meta: MetadataStore,
+    project: str,
+    input_file_id: str,
+    endpoint: str,
+    completion_window: str,
+    endpoints: Collection[str],
+) -> FileRecord:
+    """The checks `POST /v1/batches` makes before accepting a batch; returns the input file's record."""
+    if endpoint not in endpoints:
+        raise InvalidBatchRequest(f"endpoint must be one of {', '.join(endpoints)}, got '{endpoint}'", "endpoint")
+    if completion_window not in COMPLETION_WINDOWS:
+        raise InvalidBatchRequest(
+            f"completion_window must be one of {', '.join(COMPLETION_WINDOWS)}", "completion_window"
+        )
+    input_file = meta.get_file(input_file_id, project)
+    if input_file is None:
+        raise FileNotFound(input_file_id)
+    if input_file.purpose != "batch":
+        raise InvalidBatchRequest(
+            f"file {input_file_id} has purpose '{input_file.purpose}', not 'batch'", "input_file_id"
+        )
+    return input_file
 
 
 class BatchService:
@@ -84,21 +110,7 @@ class BatchService:
         completion_window: str,
         metadata: dict[str, str] | None,
     ) -> BatchRecord:
-        if endpoint not in SUPPORTED_ENDPOINTS:
-            raise InvalidBatchRequest(
-                f"endpoint must be one of {', '.join(SUPPORTED_ENDPOINTS)}, got '{endpoint}'", "endpoint"
-            )
-        if completion_window not in COMPLETION_WINDOWS:
-            raise InvalidBatchRequest(
-                f"completion_window must be one of {', '.join(COMPLETION_WINDOWS)}", "completion_window"
-            )
-        input_file = self.meta.get_file(input_file_id, project)
-        if input_file is None:
-            raise FileNotFound(input_file_id)
-        if input_file.purpose != "batch":
-            raise InvalidBatchRequest(
-                f"file {input_file_id} has purpose '{input_file.purpose}', not 'batch'", "input_file_id"
-            )
+        check_batch_request(self.meta, project, input_file_id, endpoint, completion_window, SUPPORTED_ENDPOINTS)
         created = now()
         rec = BatchRecord(
             id=new_id("batch"),

@@ -15,10 +15,9 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from kubeinfer.batch.service import COMPLETION_WINDOWS, BatchNotFound, InvalidBatchRequest
+from kubeinfer.batch.service import COMPLETION_WINDOWS, BatchNotFound, InvalidBatchRequest, check_batch_request
 from kubeinfer.resources.batch_job import BATCH_ENDPOINTS
 from kubeinfer.storage.blobs import BlobStore, hash_file
-from kubeinfer.storage.files import FileNotFound
 from kubeinfer.storage.records import BatchRecord, FileRecord, MetadataStore, new_id
 
 GROUP, VERSION, PLURAL = "kubeinfer.dev", "v1alpha1", "batchjobs"
@@ -111,21 +110,7 @@ class ClusterBatchService:
         completion_window: str,
         metadata: dict[str, str] | None,
     ) -> BatchRecord:
-        if endpoint not in BATCH_ENDPOINTS:
-            raise InvalidBatchRequest(
-                f"endpoint must be one of {', '.join(BATCH_ENDPOINTS)}, got '{endpoint}'", "endpoint"
-            )
-        if completion_window not in COMPLETION_WINDOWS:
-            raise InvalidBatchRequest(
-                f"completion_window must be one of {', '.join(COMPLETION_WINDOWS)}", "completion_window"
-            )
-        input_file = self.meta.get_file(input_file_id, project)
-        if input_file is None:
-            raise FileNotFound(input_file_id)
-        if input_file.purpose != "batch":
-            raise InvalidBatchRequest(
-                f"file {input_file_id} has purpose '{input_file.purpose}', not 'batch'", "input_file_id"
-            )
+        check_batch_request(self.meta, project, input_file_id, endpoint, completion_window, BATCH_ENDPOINTS)
         priority = priority_of(metadata)
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",

@@ -96,8 +96,9 @@ def test_stress_samples_vitals_and_stops_on_time(llama_server: LlamaServer) -> N
     elapsed = time.monotonic() - started
     m = result.metrics
     assert result.status in ("passed", "failed"), result.reason
-    assert 3 <= m["duration_seconds"] < 6
-    assert elapsed < 8
+    # Stops on time: a 3 s run, with room for a loaded machine, far below what an unbounded run would take.
+    assert 3 <= m["duration_seconds"] < 15
+    assert elapsed < 30
     assert len(m["samples"]) >= 3
     assert all(s["rss_bytes"] > 0 for s in m["samples"])
     assert m["tokens_per_second"] > 0
