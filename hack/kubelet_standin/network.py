@@ -86,6 +86,9 @@ def create_pod_network() -> PodNetwork:
         (OWNERS / net.netns).write_text(str(os.getpid()))
         try:
             host_veth = f"kiveth{index}"
+            # A deleted pod's veth outlives its namespace while a process still holds that namespace open;
+            # the index is free again by then, so the stale host end goes before the new pair is made.
+            ip("link", "delete", host_veth, check=False)
             ip("link", "add", host_veth, "type", "veth", "peer", "name", "eth0", "netns", net.netns)
             ip("link", "set", host_veth, "master", BRIDGE, "up")
             ip("-n", net.netns, "addr", "add", f"{net.ip}/24", "dev", "eth0")

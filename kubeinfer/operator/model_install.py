@@ -232,6 +232,8 @@ class ModelInstallReconciler:
                 wait.reset()
                 if ready and status.get("phase") != InstallPhase.ready.value:
                     self.emit("Ready", message, False)
+            if idle:
+                wait.reset()  # notice new demand at once: a one-off demand lasts only idleSeconds
             stopped.wait(wait())
 
     def _ensure_server(
