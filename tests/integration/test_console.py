@@ -184,7 +184,7 @@ def attacker_site() -> Iterator[tuple[str, list[bytes]]]:
             self.wfile.write(pages[-1])
 
         def log_message(self, *args: Any) -> None:
-            pass
+            """Quiet: the test asserts on what the browser saw, not on this server's access log."""
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
