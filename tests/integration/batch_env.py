@@ -21,6 +21,7 @@ from tests.integration.operator_env import (
     GATEWAY_SA,
     OPERATOR_SA,
     apply,
+    host_path_claim,
     prepare_namespace,
     service_account_kubeconfig,
     start_operator,
@@ -35,33 +36,7 @@ PROJECT_LIMIT = "KUBEINFER_OPERATOR__BATCH_PROJECT_CONCURRENCY"
 
 def data_volume(path: Path, namespace: str) -> list[dict[str, Any]]:
     """The shared store: a hostPath PV bound to the `kubeinfer-data` claim (ReadWriteMany, as in the chart)."""
-    pv_name = f"kubeinfer-data-{namespace}"
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": pv_name},
-            "spec": {
-                "capacity": {"storage": "10Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "",
-                "hostPath": {"path": str(path)},
-                "claimRef": {"namespace": namespace, "name": "kubeinfer-data"},
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "kubeinfer-data", "namespace": namespace},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "volumeName": pv_name,
-                "resources": {"requests": {"storage": "10Gi"}},
-            },
-        },
-    ]
+    return host_path_claim("kubeinfer-data", path, namespace, size="10Gi")
 
 
 class Operator:

@@ -24,35 +24,39 @@ def apply(cluster: Cluster, objects: list[dict[str, Any]], namespace: str | None
     cluster.kubectl(*args, stdin=yaml.safe_dump_all(objects))
 
 
-def model_cache_volume(models_root: Path, namespace: str) -> list[dict[str, Any]]:
-    """A hostPath PV bound to the `model-cache` PVC; the kubelet stand-in maps it to the local cache."""
-    pv_name = f"model-cache-{namespace}"
+def host_path_claim(claim: str, path: Path, namespace: str, size: str = "20Gi") -> list[dict[str, Any]]:
+    """A hostPath PV pre-bound to PVC `claim` (ReadWriteMany); the kubelet stand-in maps it to `path`."""
+    pv_name = f"{claim}-{namespace}"
     return [
         {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
             "metadata": {"name": pv_name},
             "spec": {
-                "capacity": {"storage": "20Gi"},
+                "capacity": {"storage": size},
                 "accessModes": ["ReadWriteMany"],
                 "persistentVolumeReclaimPolicy": "Retain",
                 "storageClassName": "",
-                "hostPath": {"path": str(models_root)},
-                "claimRef": {"namespace": namespace, "name": "model-cache"},
+                "hostPath": {"path": str(path)},
+                "claimRef": {"namespace": namespace, "name": claim},
             },
         },
         {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "model-cache", "namespace": namespace},
+            "metadata": {"name": claim, "namespace": namespace},
             "spec": {
                 "accessModes": ["ReadWriteMany"],
                 "storageClassName": "",
                 "volumeName": pv_name,
-                "resources": {"requests": {"storage": "20Gi"}},
+                "resources": {"requests": {"storage": size}},
             },
         },
     ]
+
+
+def model_cache_volume(models_root: Path, namespace: str) -> list[dict[str, Any]]:
+    return host_path_claim("model-cache", models_root, namespace)
 
 
 def prepare_namespace(cluster: Cluster, namespace: str, models_root: Path) -> None:
