@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev,operator]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,operator,labelstudio]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -33,7 +33,7 @@ demo: setup
 	$(KUBEINFER) bench run examples/quickstart.yaml --output results/quickstart
 
 ## test: unit, integration and e2e tests against the real engine and model
-test: setup cluster-build helm-build prometheus chromium
+test: setup cluster-build helm-build prometheus chromium label-studio
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
@@ -52,6 +52,7 @@ bench: setup
 	$(PY) bench/calibrate_sizing.py --out results/bench/sizing-calibration.json
 	$(PY) bench/gateway_throughput.py --out results/bench/gateway-throughput.json
 	$(PY) -m bench.cluster_batch_throughput --out results/bench/cluster-batch-throughput.json
+	$(PY) -m bench.prefix_cache --out results/bench/prefix-cache.json
 	$(PY) -m bench.operator_scale --out results/bench/operator-scale.json
 
 clean:
@@ -142,3 +143,11 @@ screenshots: setup chromium
 	$(PY) -m hack.screenshots --out docs/images
 
 .PHONY: chromium screenshots
+
+# --- Label Studio ML backend (docs/label-studio.md) ----------------------------------------------------------
+LABEL_STUDIO_VERSION ?= 1.23.2
+## label-studio: Label Studio from PyPI in its own venv, $(KUBEINFER_CACHE_DIR)/label-studio/<version>/venv
+label-studio:
+	LABEL_STUDIO_VERSION=$(LABEL_STUDIO_VERSION) hack/label_studio/install.sh
+
+.PHONY: label-studio

@@ -58,6 +58,7 @@ async def drive_direct(base_url: str, lines: list[dict[str, Any]], concurrency: 
     """Closed loop: `concurrency` workers each send the next request as soon as the last one returns."""
     queue = list(reversed(lines))
     tokens = 0
+    answered: list[float] = []
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal tokens
@@ -65,6 +66,7 @@ async def drive_direct(base_url: str, lines: list[dict[str, Any]], concurrency: 
             line = queue.pop()
             response = await client.post("/v1/chat/completions", json=line["body"])
             response.raise_for_status()
+            answered.append(time.monotonic())
             tokens += response.json()["usage"]["completion_tokens"]
 
     limits = httpx.Limits(max_connections=concurrency)
@@ -76,6 +78,8 @@ async def drive_direct(base_url: str, lines: list[dict[str, Any]], concurrency: 
         "concurrency": concurrency,
         "seconds": round(wall, 3),
         "requests_per_second": round(len(lines) / wall, 3),
+        # the rate between the first and the last answer, comparable to a batch's rate from its answers' stamps
+        "requests_per_second_between_answers": round((len(answered) - 1) / max(1e-9, max(answered) - min(answered)), 3),
         "completion_tokens": tokens,
     }
 

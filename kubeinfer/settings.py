@@ -3,13 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "kubeinfer"
+
+
+class StorageSettings(BaseModel):
+    """Where uploaded and produced files live (env `KUBEINFER_STORAGE__<FIELD>`; docs/storage.md).
+
+    Credentials come from the standard AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...)
+    or any other source boto3 reads; they are never part of these settings.
+    """
+
+    backend: Literal["local", "s3"] = Field(default="local", description="local: the data dir; s3: a bucket")
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint; unset uses AWS S3")
+    bucket: str = Field(default="", description="Bucket holding the files (must exist)")
+    prefix: str = Field(default="kubeinfer", description="Objects are named <prefix>/<file id>")
+    region: str | None = None
+    cache_dir: Path | None = Field(
+        default=None, description="Local copies of objects for batch runs; default <files dir>/.s3-cache"
+    )
+    part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart upload part size")
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, description="Tries per S3 request on transient errors")
+    credentials_secret: str | None = Field(
+        default=None, description="Operator: Secret with AWS_* keys given to batch pods as env"
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip("/")
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> StorageSettings:
+        if self.backend == "s3" and not self.bucket:
+            raise ValueError("storage.backend is s3 but no bucket is set (KUBEINFER_STORAGE__BUCKET)")
+        return self
 
 
 class GatewaySettings(BaseModel):
@@ -27,6 +62,15 @@ class GatewaySettings(BaseModel):
     threads: int | None = None
     batch_concurrency: int = Field(default=0, ge=0, description="Requests in flight per batch; 0 = 2 x slots")
     batch_max_attempts: int = Field(default=4, gt=0, description="Tries per request on transient engine errors")
+    request_deadline_seconds: float = Field(
+        default=300, gt=0, description="A batch request with no answer by then is abandoned and retried"
+    )
+    watchdog_check_seconds: float = Field(default=1.0, gt=0, description="Managed llama-server: check every")
+    watchdog_hang_seconds: float = Field(
+        default=30, gt=0, description="Managed llama-server: /health unanswered this long while alive = hung, killed"
+    )
+    watchdog_backoff_seconds: float = Field(default=1.0, gt=0, description="First delay before a restart")
+    watchdog_backoff_max_seconds: float = Field(default=30, gt=0, description="Restart delays double up to this")
     cluster_namespace: str | None = Field(
         default=None, description="Also list the served ModelInstalls of this namespace in /v1/models"
     )
@@ -38,6 +82,16 @@ class GatewaySettings(BaseModel):
     )
     logs_dir: Path | None = Field(
         default=None, description="Web console: folder of model server and worker *.log files to show"
+    )
+    admin_projects: str = Field(
+        default="",
+        description="Comma-separated projects allowed to restart the shared model server (`kubeinfer workers restart`)",
+    )
+    label_studio_url: str | None = Field(
+        default=None, description="Label Studio that webhook predictions are written to; default: what /setup sent"
+    )
+    label_studio_api_key: str | None = Field(
+        default=None, description="Label Studio token for writing predictions; default: the one /setup sent"
     )
 
 
@@ -64,6 +118,12 @@ class OperatorSettings(BaseModel):
     job_timeout_seconds: float = Field(default=3600, gt=0)
     hf_endpoint: str | None = Field(default=None, description="HF_ENDPOINT for install Jobs (a mirror or proxy)")
     server_probe_timeout_seconds: float = Field(default=10, gt=0, description="A served model must answer within")
+    server_startup_seconds: float = Field(
+        default=1800, gt=0, description="Model server: loading may take this long before liveness checks start"
+    )
+    server_hang_seconds: float = Field(
+        default=30, ge=5, description="Model server: /health unanswered this long = hung; the kubelet restarts it"
+    )
     metrics_port: int = Field(default=8000, ge=0, le=65535, description="Port of /metrics; 0 turns it off")
     batch_data_claim: str = Field(
         default="kubeinfer-data", description="ReadWriteMany PVC holding the gateway's files and batch shard logs"
@@ -73,6 +133,17 @@ class OperatorSettings(BaseModel):
     )
     batch_project_concurrency: int = Field(
         default=0, ge=0, description="BatchJobs of one project running workers at once; 0 = no limit"
+    )
+    batch_request_deadline_seconds: float = Field(
+        default=300, gt=0, description="A worker abandons and retries a request with no answer by then"
+    )
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings, description="Copied from Settings.storage; handed on to batch pods"
+    )
+    batch_stall_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="A running BatchJob with no request finished for this long gets Progressing=False and an Event",
     )
 
 
@@ -91,6 +162,13 @@ class Settings(BaseSettings):
     build_jobs: int = Field(default=0, description="Parallel compile jobs; 0 means one per CPU")
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    @model_validator(mode="after")
+    def _operator_shares_storage(self) -> Settings:
+        """The operator passes the store to its batch pods, so it carries the one `KUBEINFER_STORAGE__*` names."""
+        self.operator.storage = self.storage
+        return self
 
     @property
     def engines_root(self) -> Path:

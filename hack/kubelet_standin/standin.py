@@ -8,6 +8,7 @@ import logging
 import os
 import sysconfig
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from kubernetes import config, watch
 from kubernetes.client import CoordinationV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
+from hack.kubelet_standin.logserver import LogServer
 from hack.kubelet_standin.network import HOST_IP, delete_bridge_if_unused, ensure_bridge, reap_stale
 from hack.kubelet_standin.pod import HostConfig, PodWorker, now_iso
 from kubeinfer.engines.llamacpp_build import SDIST_VERSION, install_dir
@@ -74,6 +76,7 @@ class StandIn:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._ready_since = now_iso()
+        self.log_server: LogServer | None = None
         self._threads = [
             threading.Thread(target=self._heartbeat_loop, name="standin-heartbeat", daemon=True),
             threading.Thread(target=self._watch_loop, name="standin-watch", daemon=True),
@@ -83,6 +86,7 @@ class StandIn:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         reap_stale()
         ensure_bridge()
+        self.log_server = LogServer(HOST_IP, self.state_dir, self._container_log).start()
         self.heartbeat()  # the first one fails loudly: a wrong kubeconfig or node name should not go unnoticed
         for thread in self._threads:
             thread.start()
@@ -99,12 +103,29 @@ class StandIn:
             worker.shutdown(wait=False)
         for worker in workers:
             worker.shutdown(wait=True)
+        if self.log_server is not None:
+            self.log_server.stop()
         delete_bridge_if_unused()
 
     def pod(self, namespace: str, name: str) -> PodWorker | None:
         """The worker running a pod (its containers' processes and logs), if the pod is on this node."""
         with self._lock:
             return next((w for w in self.workers.values() if (w.namespace, w.name) == (namespace, name)), None)
+
+    def _container_log(self, namespace: str, name: str, container: str) -> tuple[Path, Callable[[], bool]] | None:
+        """The log file the kubelet API serves for a container, and whether more may still be written to it."""
+        worker = self.pod(namespace, name)
+        if worker is None:
+            return None
+        specs = [c["name"] for c in worker.pod["spec"].get("containers", [])]
+        if container not in specs:
+            return None
+        running = next((c for c in worker.containers if c.spec["name"] == container), None)
+
+        def alive() -> bool:
+            return self.pod(namespace, name) is worker and (running is None or not running.done)
+
+        return worker.dir / "logs" / f"{container}.log", alive
 
     # --- node -------------------------------------------------------------------------------------------------
     def heartbeat(self) -> None:
@@ -125,13 +146,16 @@ class StandIn:
         status = {
             "capacity": capacity,
             "allocatable": capacity,
-            "addresses": [{"type": "InternalIP", "address": HOST_IP}, {"type": "Hostname", "address": self.node}],
+            # The API server reaches a kubelet at its first address of the first type in its preferred order,
+            # Hostname first: the node's name resolves nowhere, so the Hostname address is the bridge IP too.
+            "addresses": [{"type": "InternalIP", "address": HOST_IP}, {"type": "Hostname", "address": HOST_IP}],
             "conditions": [
                 condition("Ready", "True", "KubeletReady", "kubelet stand-in is posting ready status"),
                 condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "no memory pressure"),
                 condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "no disk pressure"),
                 condition("PIDPressure", "False", "KubeletHasSufficientPID", "no PID pressure"),
             ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.log_server.port if self.log_server else 0}},
             "nodeInfo": {
                 "kubeletVersion": "v1.35.4",
                 "containerRuntimeVersion": "kubeinfer-standin://0.1",

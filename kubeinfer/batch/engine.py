@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +14,7 @@ TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class TransientEngineError(RuntimeError):
-    """The request may succeed if sent again (connection refused or reset, 5xx, 429)."""
+    """The request may succeed if sent again (connection refused or reset, 5xx, 429, no answer by the deadline)."""
 
 
 @dataclass(frozen=True)
@@ -23,10 +25,27 @@ class EngineReply:
 
 
 class EngineClient:
-    """One pooled async HTTP client for batch work and proxied single requests alike."""
+    """One pooled async HTTP client for batch work and proxied single requests alike.
 
-    def __init__(self, base_url: str, timeout: float = 600.0, max_connections: int = 256) -> None:
+    `timeout` is the deadline of one `post`: a request with no answer by then (the engine hangs, is
+    stopped, or is swamped) is abandoned and raises TransientEngineError naming the deadline, so callers
+    retry it within their attempts or record that reason. `ready`, when given, is awaited first within
+    the same deadline: the gateway passes its watchdog's `wait_running`, so requests wait out a restart
+    of the managed server instead of spending their attempts on a closed port.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 600.0,
+        max_connections: int = 256,
+        ready: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"the request deadline must be greater than 0 seconds, got {timeout}")
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.ready = ready
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=10.0),
@@ -38,7 +57,14 @@ class EngineClient:
 
     async def post(self, path: str, body: dict[str, Any]) -> EngineReply:
         try:
-            response = await self.http.post(path, json=body)
+            async with asyncio.timeout(self.timeout):
+                if self.ready is not None:
+                    await self.ready()
+                response = await self.http.post(path, json=body)
+        except httpx.ConnectTimeout as exc:
+            raise TransientEngineError(f"engine unreachable: {type(exc).__name__}: {exc}") from exc
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise TransientEngineError(f"no answer within {self.timeout:g} s (deadline)") from exc
         except httpx.TransportError as exc:
             raise TransientEngineError(f"engine unreachable: {type(exc).__name__}: {exc}") from exc
         if response.status_code in TRANSIENT_STATUS:

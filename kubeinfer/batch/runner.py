@@ -83,6 +83,8 @@ class BatchRunner:
         self.known_models = known_models
         self.config = config or RunnerConfig()
         self.current: BatchRecord | None = None
+        #: Unix time the running batch last started or finished a request: its heartbeat.
+        self.last_progress: float | None = None
 
     def request_cancel(self) -> BatchRecord | None:
         """Mark the running batch as cancelling; the dispatch loop stops at its next request."""
@@ -97,6 +99,7 @@ class BatchRunner:
         if rec is None or rec.terminal:
             return
         self.current = rec
+        self.last_progress = time.time()
         metrics.RUNNING.set(1)
         try:
             if rec.status == "validating":
@@ -104,7 +107,7 @@ class BatchRunner:
             if rec.status in ("in_progress", "cancelling"):
                 await self._execute(rec)
             if rec.status in ("finalizing", "cancelling"):
-                self._finalize(rec)
+                await self._finalize(rec)
         finally:
             self.meta.save_batch(rec)
             self.current = None
@@ -128,7 +131,7 @@ class BatchRunner:
                 ],
             )
             return
-        path = self.blobs.local_path(input_file.id)
+        path = await asyncio.to_thread(self.blobs.local_path, input_file.id)  # S3: a download
         report = await asyncio.to_thread(validate_input, path, rec.endpoint, set(self.known_models()))
         if rec.status == "cancelling":  # cancelled while validating
             return
@@ -157,7 +160,7 @@ class BatchRunner:
         rec.prompt_tokens, rec.completion_tokens = out_state.prompt_tokens, out_state.completion_tokens
         if out_state.truncated_bytes or err_state.truncated_bytes:
             log.warning("cut torn result line", extra={"batch_id": rec.id})
-        input_path = self.blobs.local_path(rec.input_file_id)
+        input_path = await asyncio.to_thread(self.blobs.local_path, rec.input_file_id)
         done = out_state.done | err_state.done
         offsets = await asyncio.to_thread(pending_offsets, input_path, done)
         del done
@@ -279,15 +282,21 @@ class BatchRunner:
                 metrics.REQUESTS.labels("failed").inc()
         finally:
             semaphore.release()
+            self.last_progress = time.time()
             metrics.record_progress(rec.completed + rec.failed, rec.total)
 
-    def _finalize(self, rec: BatchRecord) -> None:
-        """Publish the logs as files; idempotent, so a crash here is finished by the next start."""
+    async def _finalize(self, rec: BatchRecord) -> None:
+        """Publish the logs as files, then take the final status; idempotent, so a crash here is finished by the
+        next start. Publishing runs off the event loop (an S3 store uploads); meanwhile readers see the batch
+        still `finalizing` or `cancelling`, never final without its files.
+        """
+        await asyncio.to_thread(self._publish, rec)
         if rec.status == "finalizing":
             rec.status, rec.completed_at = "completed", now()
         else:
             rec.status, rec.cancelled_at = "cancelled", now()
-        self._publish(rec)
+        self.meta.save_batch(rec)
+        log.info("batch finished", extra={"batch_id": rec.id, "status": rec.status})
 
     def _publish(self, rec: BatchRecord) -> None:
         output, errors = self._logs(rec)
@@ -312,10 +321,7 @@ class BatchRunner:
                 rec.error_file_id = key
         self.meta.save_batch(rec)
         shutil.rmtree(self.work_root / rec.id, ignore_errors=True)
-        log.info(
-            "batch finished",
-            extra={"batch_id": rec.id, "status": rec.status, "completed": rec.completed, "failed": rec.failed},
-        )
+        log.info("batch files published", extra={"batch_id": rec.id, "completed": rec.completed, "failed": rec.failed})
 
 
 def _loads(raw: bytes) -> dict[str, Any]:

@@ -160,6 +160,13 @@ class BatchService:
         self.meta.save_batch(rec)
         return rec
 
+    def running(self, project: str) -> tuple[BatchRecord, float | None] | None:
+        """The batch of `project` running now, if any, and the unix time of its last request (its heartbeat)."""
+        rec = self.runner.current
+        if rec is None or rec.project != project:
+            return None
+        return rec, self.runner.last_progress
+
     def all_records(self, project: str, limit: int, status: str | None) -> list[BatchRecord]:
         return self.meta.list_batches(project, limit, status=status)
 

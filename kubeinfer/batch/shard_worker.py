@@ -24,6 +24,7 @@ from typing import Any
 from kubeinfer.batch.checkpoint import ResultLog
 from kubeinfer.batch.engine import EngineReply, TransientEngineError
 from kubeinfer.batch.pool import EndpointPool
+from kubeinfer.batch.schedule import prefix_key
 from kubeinfer.batch.shards import BatchLayout, Shard, count_requests, plan, shard_offsets
 from kubeinfer.metrics import batch as metrics
 from kubeinfer.metrics.usage import usage_of
@@ -56,6 +57,8 @@ class WorkerConfig:
     backoff_seconds: float = 0.5
     backoff_max_seconds: float = 10.0
     progress_seconds: float = 2.0
+    #: Send requests sharing a prompt prefix back to back (stable order inside a group); off: input order.
+    group_prefixes: bool = True
 
 
 def error_line(custom_id: str, code: str, message: str) -> dict[str, Any]:
@@ -78,6 +81,22 @@ def reply_line(custom_id: str, reply: EngineReply) -> dict[str, Any]:
         },
         "error": None,
     }
+
+
+def groups_in_key_order(path: Path, offsets: list[int]) -> list[int]:
+    """The prefix groups of `offsets` ordered by their key, input order kept inside each group.
+
+    Every worker of a batch then sends the same system prompt at about the same time, and prefix routing
+    sends it to the same replica, instead of each worker mixing a different prompt into every replica's
+    slots (which evicts the cached prefixes of the others).
+    """
+    keys: dict[int, str] = {}
+    with path.open("rb") as source:
+        for offset in offsets:
+            source.seek(offset)
+            request = json.loads(source.readline())
+            keys[offset] = prefix_key(request.get("body") if isinstance(request, dict) else None)
+    return sorted(offsets, key=keys.__getitem__)
 
 
 @contextmanager
@@ -130,6 +149,10 @@ class ShardWorker:
             out_state.completion_tokens,
         )
         offsets = await asyncio.to_thread(shard_offsets, self.input_path, shard, out_state.done | err_state.done)
+        if self.config.group_prefixes:
+            offsets = await asyncio.to_thread(groups_in_key_order, self.input_path, offsets)
+        else:
+            offsets.sort()  # byte offsets in file order are the input's order
         concurrency = self.config.concurrency
         if not concurrency:
             slots = await self.pool.slots()

@@ -17,6 +17,8 @@ SUBCOMMANDS = [
     ("kubeinfer.cli.bench", "bench"),
     ("kubeinfer.cli.gateway", "gateway"),
     ("kubeinfer.cli.batch", "batch"),
+    ("kubeinfer.cli.workers", "workers"),
+    ("kubeinfer.cli.batches", "batches"),
     ("kubeinfer.cli.operator", "operator"),
     ("kubeinfer.cli.cell", "cell"),
 ]

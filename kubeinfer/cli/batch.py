@@ -17,6 +17,8 @@ from kubeinfer.batch.tools import TemplateError, csv_requests, summarize
 if TYPE_CHECKING:
     import openai
 
+    from kubeinfer.storage.s3 import S3BlobStore
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Batch files and jobs (OpenAI Batch API).")
 
 BaseUrl = Annotated[str, typer.Option(envvar="OPENAI_BASE_URL", help="Gateway URL, e.g. http://127.0.0.1:8080/v1")]
@@ -145,25 +147,38 @@ def analyze(result_path: Annotated[Path, typer.Argument(exists=True, dir_okay=Fa
 DataDir = Annotated[Path, typer.Option(help="The shared store: blobs in files/, shard logs in work/<batch>/")]
 
 
+def _remote_store(data_dir: Path) -> S3BlobStore | None:
+    """The bucket of `KUBEINFER_STORAGE__*` (docs/storage.md); None when the files live on the volume."""
+    from kubeinfer.settings import get_settings
+    from kubeinfer.storage.factory import remote_blob_store
+
+    return remote_blob_store(get_settings().storage, data_dir / "files")
+
+
 def _input(data_dir: Path, input_file_id: str) -> Path:
-    return data_dir / "files" / input_file_id
+    """The input on local disk: on the shared volume, or downloaded from the bucket once into its cache there."""
+    remote = _remote_store(data_dir)
+    return remote.local_path(input_file_id) if remote else data_dir / "files" / input_file_id
 
 
-def model_endpoints(name: str) -> list[str]:
-    """`status.serving.endpoints` of ModelInstall `name` in this pod's namespace; [] while none is ready.
+def _publish(data_dir: Path, file_ids: list[str | None]) -> None:
+    """With a bucket, move the merged files from the volume into it, where the gateway serves them from."""
+    remote = _remote_store(data_dir)
+    for file_id in file_ids:
+        if remote is not None and file_id is not None:
+            remote.adopt(file_id, data_dir / "files" / file_id)
 
-    Read on every refresh (not once from the Job's spec): a replaced server pod comes back at another address.
-    """
-    import os
 
-    from kubernetes import client, config
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """An unusable bucket fails the step with its reason (the Job retries), not with a traceback."""
+    from kubeinfer.storage.s3 import StorageUnavailable
 
-    config.load_config()
-    namespace = os.environ.get("POD_NAMESPACE", "default")
-    api = client.CustomObjectsApi()
-    body = api.get_namespaced_custom_object("kubeinfer.dev", "v1alpha1", namespace, "modelinstalls", name)
-    serving = (body.get("status") or {}).get("serving") or {}
-    return [str(url) for url in serving.get("endpoints", [])]
+    try:
+        yield
+    except StorageUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command("validate", hidden=True)
@@ -178,7 +193,8 @@ def validate_step(
     from kubeinfer.batch.validation import validate_input
     from kubeinfer.cli.cell import write_result
 
-    path = _input(data_dir, input_file_id)
+    with _storage_errors():
+        path = _input(data_dir, input_file_id)
     if not path.is_file():
         error = {"code": "file_not_found", "message": f"input file {input_file_id} does not exist", "line": None}
         write_result(result, {"ok": False, "total": 0, "model": None, "errors": [error | {"param": "input_file_id"}]})
@@ -199,6 +215,9 @@ def worker_step(
     index: Annotated[int, typer.Option(envvar="JOB_COMPLETION_INDEX", min=0)],
     progress: Annotated[str, typer.Option(help="ConfigMap name prefix; shard i writes <prefix>-<i>")],
     concurrency: Annotated[int, typer.Option(min=0, help="0 = 2 x slots of all replicas / shards")] = 0,
+    request_deadline: Annotated[
+        float, typer.Option(min=0.001, help="Seconds a request may go unanswered before it is abandoned and retried")
+    ] = 300.0,
 ) -> None:
     """Run one shard of a BatchJob against every replica of its model; resumable after a kill."""
     import asyncio
@@ -208,7 +227,8 @@ def worker_step(
     from kubeinfer.batch.shards import BatchLayout
     from kubeinfer.cli.cell import write_result
 
-    path = _input(data_dir, input_file_id)
+    with _storage_errors():
+        path = _input(data_dir, input_file_id)
     if not path.is_file():
         typer.echo(f"error: input file {path} is missing", err=True)
         raise typer.Exit(1)
@@ -217,10 +237,15 @@ def worker_step(
         write_result(f"{progress}-{state.index}", state.as_json())
 
     async def resolve() -> list[str]:
-        return await asyncio.to_thread(model_endpoints, model_install)
+        import os
+
+        from kubeinfer.cluster.endpoints import install_endpoints
+
+        namespace = os.environ.get("POD_NAMESPACE", "default")
+        return await asyncio.to_thread(install_endpoints, namespace, model_install)
 
     async def main() -> ShardProgress:
-        pool = EndpointPool(resolve)
+        pool = EndpointPool(resolve, timeout=request_deadline)
         try:
             worker = ShardWorker(
                 BatchLayout(data_dir, batch_id), path, endpoint, pool, WorkerConfig(concurrency=concurrency), report
@@ -246,6 +271,27 @@ def merge_step(
     from kubeinfer.batch.shards import BatchLayout
     from kubeinfer.cli.cell import write_result
 
-    merged = merge_batch(BatchLayout(data_dir, batch_id), _input(data_dir, input_file_id), missing or None)
+    with _storage_errors():
+        merged = merge_batch(BatchLayout(data_dir, batch_id), _input(data_dir, input_file_id), missing or None)
+        _publish(data_dir, [merged.output_file_id, merged.error_file_id])
     write_result(result, merged.as_json())
     typer.echo(f"batch {batch_id}: {merged.completed} completed, {merged.failed} failed of {merged.total}")
+
+
+@app.command("clean", hidden=True)
+def clean_step(
+    batch_id: Annotated[str, typer.Option()],
+    input_file_id: Annotated[str, typer.Option(help="unused; every batch step takes it")],  # noqa: ARG001
+    data_dir: DataDir,
+) -> None:
+    """Remove a deleted BatchJob's shard logs and locks; its input, output and error files stay."""
+    import shutil
+
+    from kubeinfer.batch.shards import BatchLayout
+
+    work = BatchLayout(data_dir, batch_id).work
+    shutil.rmtree(work, ignore_errors=True)
+    if work.exists():
+        typer.echo(f"error: could not remove {work}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"batch {batch_id}: shard logs removed")

@@ -9,23 +9,26 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from kubeinfer.batch.engine import EngineClient
 from kubeinfer.batch.runner import BatchRunner, RunnerConfig
 from kubeinfer.batch.service import BatchService
 from kubeinfer.engines.llamacpp_build import build
-from kubeinfer.engines.llamacpp_server import LlamaServer, ServerConfig
-from kubeinfer.gateway import batches, files, inference, jobs, metrics, models
+from kubeinfer.engines.llamacpp_server import ServerConfig
+from kubeinfer.engines.watchdog import ServerWatchdog, WatchdogConfig
+from kubeinfer.gateway import batches, files, inference, jobs, metrics, models, ops
 from kubeinfer.gateway.auth import KeyRing, load_api_keys
 from kubeinfer.gateway.context import GatewayContext
+from kubeinfer.gateway.engine_state import require_engine
 from kubeinfer.gateway.errors import install_handlers
+from kubeinfer.gateway.labelstudio import router as labelstudio_router
 from kubeinfer.gateway.ui import create_console
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.catalog import lookup
 from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
-from kubeinfer.storage.blobs import LocalBlobStore
+from kubeinfer.storage.factory import open_blob_store
 from kubeinfer.storage.files import FileService
 from kubeinfer.storage.records import MetadataStore
 
@@ -36,8 +39,18 @@ def data_dir(settings: Settings) -> Path:
     return settings.gateway.data_dir or settings.cache_dir / "gateway"
 
 
-def _start_managed_server(settings: Settings, log_path: Path) -> LlamaServer:
-    """Build or reuse the engine, fetch the model into the cache, and start llama-server on a free port."""
+def _watchdog_config(settings: Settings) -> WatchdogConfig:
+    gw = settings.gateway
+    return WatchdogConfig(
+        check_seconds=gw.watchdog_check_seconds,
+        hang_seconds=gw.watchdog_hang_seconds,
+        backoff_seconds=gw.watchdog_backoff_seconds,
+        backoff_max_seconds=gw.watchdog_backoff_max_seconds,
+    )
+
+
+def _managed_server(settings: Settings, log_path: Path, watchdog: WatchdogConfig) -> ServerWatchdog:
+    """Build or reuse the engine and fetch the model into the cache; the watchdog starts llama-server."""
     gw = settings.gateway
     install = build(settings.engines_root, jobs=settings.build_jobs, log=log.info)
     if gw.model_path is not None:
@@ -49,7 +62,7 @@ def _start_managed_server(settings: Settings, log_path: Path) -> LlamaServer:
     config = ServerConfig(
         model_path=model_path, ctx_size=gw.ctx_size, parallel=gw.parallel, threads=gw.threads, alias=gw.model
     )
-    return LlamaServer(install.llama_server, config, log_path).start()
+    return ServerWatchdog(install.llama_server, config, log_path, model=gw.model, watchdog=watchdog)
 
 
 def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url: str | None = None) -> FastAPI:
@@ -61,21 +74,26 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
     keys = KeyRing(load_api_keys(gw.api_keys, gw.api_keys_file), insecure_no_auth)
     root = data_dir(settings)
     engine_url = engine_url or gw.engine_url
+    watchdog_config = _watchdog_config(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             url = engine_url
+            watchdog: ServerWatchdog | None = None
             if url is None:
-                server = await asyncio.to_thread(_start_managed_server, settings, root / "llama-server.log")
-                stack.callback(server.stop)
-                url = server.base_url
-                log.info("llama-server started", extra={"url": url, "pid": server.pid})
-            engine = EngineClient(url)
+                log_path = root / "llama-server.log"
+                watchdog = await asyncio.to_thread(_managed_server, settings, log_path, watchdog_config)
+                stack.push_async_callback(watchdog.stop)
+                await watchdog.start()  # returns when healthy, or after a failed first start (then in back-off)
+                url = watchdog.url
+                log.info("llama-server managed", extra={"url": url, "state": watchdog.state().state})
+            ready = watchdog.wait_running if watchdog is not None else None
+            engine = EngineClient(url, timeout=gw.request_deadline_seconds, ready=ready)
             stack.push_async_callback(engine.aclose)
             meta = MetadataStore(root / "gateway.db")
             stack.callback(meta.close)
-            blobs = LocalBlobStore(root / "files")
+            blobs = open_blob_store(settings, root / "files")
             runner = BatchRunner(
                 meta,
                 blobs,
@@ -93,7 +111,9 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
                 batches=service,
                 engine=engine,
                 models={gw.model: int(time.time())},
+                watchdog=watchdog,
             )
+            stack.push_async_callback(inference.close_pools, app.state.ctx)
             await service.start()
             stack.push_async_callback(service.stop)
             log.info("gateway ready", extra={"data_dir": str(root), "model": gw.model, "auth": not keys.open})
@@ -107,8 +127,10 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
     )
     install_handlers(app)
     app.add_middleware(metrics.MetricsMiddleware)
-    for module in (files, batches, inference, jobs, models, metrics):
+    for module in (files, batches, jobs, models, metrics, ops):
         app.include_router(module.router)
+    app.include_router(labelstudio_router)
+    app.include_router(inference.router, dependencies=[Depends(require_engine)])
     app.mount("/ui", create_console(app))
 
     @app.get("/health", tags=["health"])

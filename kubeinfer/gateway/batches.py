@@ -31,7 +31,7 @@ def _batches(ctx: Ctx) -> BatchService | ClusterBatchService:
 Batches = Annotated[BatchService | ClusterBatchService, Depends(_batches)]
 
 
-async def _call(batches: BatchService | ClusterBatchService, method: Callable[..., Any], *args: Any) -> Any:
+async def call(batches: BatchService | ClusterBatchService, method: Callable[..., Any], *args: Any) -> Any:
     """The embedded queue lives on the event loop; the Kubernetes client blocks, so it runs in a thread."""
     if isinstance(batches, BatchService):
         return method(*args)
@@ -40,7 +40,7 @@ async def _call(batches: BatchService | ClusterBatchService, method: Callable[..
 
 @router.post("", response_model=BatchObject)
 async def create_batch(body: BatchCreate, project: Project, batches: Batches) -> BatchObject:
-    rec = await _call(
+    rec = await call(
         batches, batches.create, project, body.input_file_id, body.endpoint, body.completion_window, body.metadata
     )
     return BatchObject.of(rec)
@@ -50,7 +50,7 @@ async def create_batch(body: BatchCreate, project: Project, batches: Batches) ->
 async def list_batches(
     project: Project, batches: Batches, limit: Annotated[int, Query(ge=1, le=100)] = 20, after: str | None = None
 ) -> BatchList:
-    records, more = page(await _call(batches, batches.page, project, limit + 1, after), limit)
+    records, more = page(await call(batches, batches.page, project, limit + 1, after), limit)
     data = [BatchObject.of(r) for r in records]
     return BatchList(
         data=data, has_more=more, first_id=data[0].id if data else None, last_id=data[-1].id if data else None
@@ -59,9 +59,9 @@ async def list_batches(
 
 @router.get("/{batch_id}", response_model=BatchObject)
 async def retrieve_batch(batch_id: str, project: Project, batches: Batches) -> BatchObject:
-    return BatchObject.of(await _call(batches, batches.get, project, batch_id))
+    return BatchObject.of(await call(batches, batches.get, project, batch_id))
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchObject)
 async def cancel_batch(batch_id: str, project: Project, batches: Batches) -> BatchObject:
-    return BatchObject.of(await _call(batches, batches.cancel, project, batch_id))
+    return BatchObject.of(await call(batches, batches.cancel, project, batch_id))

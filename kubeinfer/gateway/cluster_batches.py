@@ -73,7 +73,17 @@ def record_of(body: dict[str, Any]) -> BatchRecord:
         failed=int(counts.get("failed", 0)),
         prompt_tokens=int(usage.get("promptTokens", 0)),
         completion_tokens=int(usage.get("completionTokens", 0)),
+        inference_seconds=float(_worker_seconds(status)),
     )
+
+
+def _worker_seconds(status: dict[str, Any]) -> int:
+    """The time the batch's workers ran: from their start to finalizing (or to now while they run)."""
+    started = status.get("workersStartedAt")
+    if started is None:
+        return 0
+    ended = status.get("finalizingAt") or status.get("cancellingAt") or status.get("expiredAt")
+    return max(0, int(ended or time.time()) - int(started))
 
 
 def priority_of(metadata: dict[str, str] | None) -> int:
@@ -162,6 +172,11 @@ class ClusterBatchService:
             ids = [r.id for r in records]
             records = records[ids.index(after) + 1 :] if after in ids else []
         return [self._register(r) for r in records[:limit]]
+
+    def all_records(self, project: str, limit: int, status: str | None) -> list[BatchRecord]:
+        """Newest first, for `/v1/jobs`: the project's BatchJobs, optionally of one status."""
+        records = self.page(project, 1_000_000, None)
+        return [r for r in records if status is None or r.status == status][:limit]
 
     def cancel(self, project: str, batch_id: str) -> BatchRecord:
         rec = record_of(self._read(project, batch_id))

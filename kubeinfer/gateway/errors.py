@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from kubeinfer.batch.service import BatchNotFound, InvalidBatchRequest
 from kubeinfer.storage.blobs import FileTooLargeError
 from kubeinfer.storage.files import FileNotFound
+from kubeinfer.storage.s3 import StorageUnavailable
 
 
 class ApiError(Exception):
@@ -53,6 +54,10 @@ def install_handlers(app: FastAPI) -> None:
     async def too_large(_: Request, exc: Exception) -> JSONResponse:
         return _response(ApiError(413, str(exc), "file_too_large", "file"))
 
+    async def storage_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        message = f"file storage is unavailable: {exc}"
+        return _response(ApiError(503, message, "storage_unavailable", type_="server_error"))
+
     async def validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
@@ -65,4 +70,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BatchNotFound, not_found)
     app.add_exception_handler(InvalidBatchRequest, invalid)
     app.add_exception_handler(FileTooLargeError, too_large)
+    app.add_exception_handler(StorageUnavailable, storage_unavailable)
     app.add_exception_handler(RequestValidationError, validation)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from kubeinfer.gateway.auth import Project
 from kubeinfer.gateway.context import Ctx
@@ -47,7 +48,7 @@ async def upload_file(request: Request, project: Project, ctx: Ctx) -> FileObjec
     record = await ctx.files.upload(project, "pending", "batch", upload.file_chunks())
     purpose = upload.fields.get("purpose", "")
     if upload.filename is None or purpose not in UPLOAD_PURPOSES:
-        ctx.files.delete(project, record.id)
+        await run_in_threadpool(ctx.files.delete, project, record.id)
         if upload.filename is None:
             raise ApiError(400, "the multipart body has no 'file' part", "invalid_request", "file")
         raise ApiError(
@@ -89,4 +90,4 @@ async def file_content(file_id: str, project: Project, ctx: Ctx) -> StreamingRes
 
 @router.delete("/{file_id}", response_model=FileDeleted)
 async def delete_file(file_id: str, project: Project, ctx: Ctx) -> FileDeleted:
-    return FileDeleted(id=ctx.files.delete(project, file_id).id)
+    return FileDeleted(id=(await run_in_threadpool(ctx.files.delete, project, file_id)).id)

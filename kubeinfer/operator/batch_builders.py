@@ -11,7 +11,7 @@ from typing import Any
 
 from kubeinfer.operator.builders import owner_reference, pool_placement
 from kubeinfer.operator.names import COMPONENT_LABEL, GROUP, MANAGED_BY
-from kubeinfer.settings import OperatorSettings
+from kubeinfer.settings import OperatorSettings, StorageSettings
 
 DATA_MOUNT = "/data"
 DATA_VOLUME = "batch-data"
@@ -41,6 +41,7 @@ def _job(
     settings: OperatorSettings,
     backoff_limit: int,
     extra_spec: dict[str, Any] | None = None,
+    owned: bool = True,
 ) -> dict[str, Any]:
     batch = body["metadata"]["name"]
     labels = batch_labels(batch, component)
@@ -61,6 +62,7 @@ def _job(
         "env": [
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {"name": "KUBEINFER_OWNER", "value": _owner_json(body)},
+            *storage_env(settings.storage),
         ],
         "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_MOUNT}],
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
@@ -68,7 +70,11 @@ def _job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": job_name(batch, component), "labels": labels, "ownerReferences": [owner_reference(body)]},
+        "metadata": {
+            "name": job_name(batch, component),
+            "labels": labels,
+            "ownerReferences": [owner_reference(body)] if owned else [],
+        },
         "spec": {
             "backoffLimit": backoff_limit,
             "activeDeadlineSeconds": int(settings.job_timeout_seconds),
@@ -89,6 +95,29 @@ def _job(
     }
 
 
+#: The credential variables boto3 reads, taken from `credentials_secret` (the session token is optional).
+AWS_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def storage_env(storage: StorageSettings) -> list[dict[str, Any]]:
+    """The operator's own `KUBEINFER_STORAGE__*` for the batch pods, so they use the bucket the gateway writes.
+
+    The local cache directory stays the pod's default (on the shared volume); credentials come from the
+    Secret named by `credentials_secret`, or else from the pod's own identity (IRSA, instance profile).
+    """
+    if storage.backend == "local":
+        return []
+    fields = storage.model_dump(mode="json", exclude_none=True, exclude={"cache_dir", "credentials_secret"})
+    env: list[dict[str, Any]] = [
+        {"name": f"KUBEINFER_STORAGE__{k.upper()}", "value": str(v)} for k, v in fields.items()
+    ]
+    if storage.credentials_secret:
+        for key in AWS_SECRET_KEYS:
+            ref = {"name": storage.credentials_secret, "key": key, "optional": key == "AWS_SESSION_TOKEN"}
+            env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
 def _owner_json(body: dict[str, Any]) -> str:
     return json.dumps(owner_reference(body))
 
@@ -98,6 +127,16 @@ def build_validate_job(body: dict[str, Any], settings: OperatorSettings) -> dict
     batch = body["metadata"]["name"]
     args = ["--endpoint", body["spec"]["endpoint"], "--result", result_name(batch, "validate")]
     return _job(body, "validate", args, settings, backoff_limit=3)
+
+
+#: A worker's command-line usage error (exit 2) fails on every retry, so it fails the Job at once; an evicted
+#: or preempted pod (a drained node) is replaced without spending the back-off limit.
+WORKER_FAILURE_POLICY = {
+    "rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": "worker", "operator": "In", "values": [2]}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+    ]
+}
 
 
 def build_worker_job(body: dict[str, Any], model_install: str, settings: OperatorSettings) -> dict[str, Any]:
@@ -117,12 +156,15 @@ def build_worker_job(body: dict[str, Any], model_install: str, settings: Operato
         progress_prefix(batch),
         "--concurrency",
         str(settings.batch_worker_concurrency),
+        "--request-deadline",
+        f"{settings.batch_request_deadline_seconds:g}",
     ]
     extra = {
         "completionMode": "Indexed",
         "completions": workers,
         "parallelism": workers,
         "podReplacementPolicy": "Failed",
+        "podFailurePolicy": WORKER_FAILURE_POLICY,
     }
     return _job(body, "worker", args, settings, backoff_limit=10 + 3 * workers, extra_spec=extra)
 
@@ -132,3 +174,10 @@ def build_merge_job(body: dict[str, Any], missing_code: str, settings: OperatorS
     batch = body["metadata"]["name"]
     args = ["--result", result_name(batch, "merge"), "--missing", missing_code]
     return _job(body, "merge", args, settings, backoff_limit=3)
+
+
+def build_clean_job(body: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+    """`kubeinfer batch clean`: removes a deleted batch's shard logs. Not owned: its owner is on its way out,
+    and the garbage collector would take an owned Job with it. It removes itself an hour after finishing.
+    """
+    return _job(body, "clean", [], settings, backoff_limit=3, extra_spec={"ttlSecondsAfterFinished": 3600}, owned=False)

@@ -26,6 +26,7 @@ from kubeinfer.batch.admission import Candidate, may_start
 from kubeinfer.batch.merge import result_file_ids
 from kubeinfer.operator.batch_builders import (
     BATCH_LABEL,
+    build_clean_job,
     build_merge_job,
     build_validate_job,
     build_worker_job,
@@ -163,7 +164,7 @@ class BatchJobReconciler:
             if not self._endpoints(status["modelInstall"]):
                 return  # the model is not answering yet; the worker Job waits until it does
             if status.get("workersStartedAt") is None:
-                self.patch_status({"workersStartedAt": _now()})
+                self.patch_status({"workersStartedAt": _now(), "lastProgressAt": _now()})
             create_or_adopt(
                 lambda: self.batch.create_namespaced_job(
                     self.namespace, build_worker_job(body, status["modelInstall"], self.settings)
@@ -171,7 +172,8 @@ class BatchJobReconciler:
             )
             self.emit("WorkersStarted", f"{body['spec'].get('workers', 2)} workers", False)
             return
-        self._mirror_progress(body, status)
+        status = self._mirror_progress(body, status)
+        self._watch_progress(status)
         if job.succeeded and job.succeeded >= int(body["spec"].get("workers", 2)):
             self.patch_status({"status": "finalizing", "finalizingAt": _now()})
             self.emit("Finalizing", "every shard finished; merging", False)
@@ -179,7 +181,8 @@ class BatchJobReconciler:
             self.patch_status({"status": "finalizing", "finalizingAt": _now()})
             self.emit("WorkersFailed", "a worker failed too often; unanswered requests go to the error file", True)
 
-    def _mirror_progress(self, body: dict[str, Any], status: dict[str, Any]) -> None:
+    def _mirror_progress(self, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """Shard progress into requestCounts and usage; returns the status as patched."""
         counts = {"completed": 0, "failed": 0, "prompt": 0, "completion": 0}
         for index in range(int(body["spec"].get("workers", 2))):
             shard = read_json_config_map(self.core, self.namespace, f"{progress_prefix(self.name)}-{index}") or {}
@@ -188,12 +191,39 @@ class BatchJobReconciler:
             counts["prompt"] += int(shard.get("prompt_tokens", 0))
             counts["completion"] += int(shard.get("completion_tokens", 0))
         total = (status.get("requestCounts") or {}).get("total", 0)
-        update = {
+        update: dict[str, Any] = {
             "requestCounts": {"total": total, "completed": counts["completed"], "failed": counts["failed"]},
             "usage": {"promptTokens": counts["prompt"], "completionTokens": counts["completion"]},
         }
         if update["requestCounts"] != status.get("requestCounts") or update["usage"] != status.get("usage"):
+            if _finished(update["requestCounts"]) != _finished(status.get("requestCounts") or {}):
+                update["lastProgressAt"] = _now()
             self.patch_status(update)
+            return {**status, **update}
+        return status
+
+    def _watch_progress(self, status: dict[str, Any]) -> None:
+        """`Progressing` turns False, with a warning Event, once no request has finished for the stall time.
+
+        Hung engines, workers stuck in back-off and a model that never answers all look the same from
+        here, and that is the point: the user learns that the batch stands still, and the Events of the
+        worker Job and the model's pods say why.
+        """
+        last = status.get("lastProgressAt") or status.get("workersStartedAt") or _now()
+        stalled_for = _now() - int(last)
+        stalled = stalled_for >= self.settings.batch_stall_seconds
+        current = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), None)
+        if current is not None and (current.get("status") == "False") == stalled:
+            return
+        if stalled:
+            limit = self.settings.batch_stall_seconds
+            message = f"no request finished in the last {stalled_for} s (batchStallSeconds {limit:g})"
+            self.patch_status({"conditions": [_progressing(False, "NoProgress", message)]})
+            self.emit("NoProgress", message, True)
+        else:
+            self.patch_status({"conditions": [_progressing(True, "RequestsFinishing", "workers finish requests")]})
+            if current is not None:
+                self.emit("ProgressResumed", "requests finish again", False)
 
     def _finish(self, body: dict[str, Any], status: dict[str, Any]) -> None:
         """Stop the workers (cancel, expiry), wait until none runs, then merge and set the final status."""
@@ -232,6 +262,31 @@ class BatchJobReconciler:
             }
         )
         self.emit(final.capitalize(), f"{result['completed']} completed, {result['failed']} failed", False)
+
+    def clean_up(self, body: dict[str, Any], timeout: float = 120) -> None:
+        """On delete: stop the workers, then remove the shard logs from the shared store.
+
+        The input, output and error files stay: they are files of the project, deleted through /v1/files.
+        """
+        for component in ("worker", "merge", "validate"):
+            delete_job(self.batch, self.namespace, job_name(self.name, component))
+        deadline = time.monotonic() + timeout
+        while self._pods("worker") or self._pods("merge"):
+            if time.monotonic() > deadline:
+                raise kopf.TemporaryError("batch pods are still terminating", delay=5)
+            time.sleep(self.settings.poll_seconds)
+        name = job_name(self.name, "clean")
+        create_or_adopt(lambda: self.batch.create_namespaced_job(self.namespace, build_clean_job(body, self.settings)))
+        while True:
+            job = self._job_status(name)
+            if job is not None and job.succeeded:
+                break
+            if job is not None and _failed(job):
+                raise kopf.PermanentError(f"clean-up Job {name} failed; shard logs may remain")
+            if time.monotonic() > deadline:
+                raise kopf.TemporaryError(f"clean-up Job {name} still running", delay=5)
+            time.sleep(self.settings.poll_seconds)
+        delete_job(self.batch, self.namespace, name)
 
     # --- helpers --------------------------------------------------------------------------------------
 
@@ -315,6 +370,15 @@ def _candidate(body: dict[str, Any]) -> Candidate:
     )
 
 
+def _finished(counts: dict[str, Any]) -> int:
+    return int(counts.get("completed", 0)) + int(counts.get("failed", 0))
+
+
+def _progressing(ok: bool, reason: str, message: str) -> dict[str, Any]:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"type": "Progressing", "status": str(ok), "reason": reason, "message": message, "lastTransitionTime": stamp}
+
+
 def _failed(job: Any) -> bool:
     return any(c.type == "Failed" and c.status == "True" for c in job.conditions or [])
 
@@ -333,3 +397,11 @@ def run_batch(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
         if not reconciler.step(reconciler.read()):
             return
         stopped.wait(settings.poll_seconds)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+def clean_up_batch(body: kopf.Body, **_: Any) -> None:
+    """A deleted BatchJob leaves no shard logs behind on the shared store."""
+    raw = json.loads(json.dumps(dict(body)))
+    reconciler = BatchJobReconciler(shared_api_client(), raw, get_settings().operator, lambda *_: None)
+    reconciler.clean_up(raw)

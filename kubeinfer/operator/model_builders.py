@@ -6,6 +6,7 @@ Each returns a plain dict for the API, so it is unit-tested without a cluster.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -14,17 +15,20 @@ from kubeinfer.models.install import SOURCE_MOUNT
 from kubeinfer.operator.builders import (
     ALL_INTERFACES,
     CACHE_VOLUME,
+    MEMORY_PORT,
     MODELS_MOUNT,
     SERVER_PORT,
     owner_reference,
     pool_placement,
     result_name,
+    supervisor_command,
 )
 from kubeinfer.operator.names import GROUP, MANAGED_BY, slug
 from kubeinfer.resources.model_install import ModelInstall
 from kubeinfer.settings import OperatorSettings
 
 INSTALL_LABEL = f"{GROUP}/model-install"
+SERVER_GRACE_SECONDS = 10
 QUANT_LABEL = f"{GROUP}/quantization"
 #: Unix seconds of the last time something needed the model served (a BatchJob writes it while it runs).
 DEMAND_ANNOTATION = f"{GROUP}/last-demand"
@@ -175,7 +179,8 @@ def build_server_deployment(
             extra_args=serving.extra_args,
             host=ALL_INTERFACES,
         )
-        command, args = ["llama-server"], server_args(config, SERVER_PORT)
+        # under the memory supervisor, as a matrix's server: `kubeinfer workers status` reads its /memory
+        command, args = [*supervisor_command(), "llama-server"], server_args(config, SERVER_PORT)
     requests = {"memory": serving.resources.memory or str(memory_request_bytes)}
     if serving.resources.cpu or serving.threads:
         requests["cpu"] = serving.resources.cpu or str(serving.threads)
@@ -189,8 +194,11 @@ def build_server_deployment(
         "image": image,
         "command": command,
         "args": args,
-        "ports": [{"name": "http", "containerPort": SERVER_PORT}],
-        "readinessProbe": {"httpGet": {"path": "/health", "port": SERVER_PORT}, "periodSeconds": 2},
+        "ports": [
+            {"name": "http", "containerPort": SERVER_PORT},
+            *([{"name": "memory", "containerPort": MEMORY_PORT}] if serving.engine != "vllm" else []),
+        ],
+        **server_probes(settings),
         "resources": {"requests": requests, **({"limits": limits} if limits else {})},
         "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": True}],
         "securityContext": _security(),
@@ -208,12 +216,40 @@ def build_server_deployment(
                 "metadata": {"labels": pod_labels, "annotations": dict(serving.pod_annotations)},
                 "spec": {
                     "automountServiceAccountToken": False,
+                    # llama-server does not drain on SIGTERM; a hung one ignores it until SIGKILL
+                    "terminationGracePeriodSeconds": SERVER_GRACE_SECONDS,
                     "containers": [container],
                     "volumes": [_cache(True, settings)],
                     **pool_placement(serving.pool, settings, gpus),
                 },
             },
         },
+    }
+
+
+def server_probes(settings: OperatorSettings) -> dict[str, Any]:
+    """`/health` answers 503 while the model loads and nothing at all from a hung (e.g. SIGSTOPped) server.
+
+    The startup probe gives loading `serverStartupSeconds`; only then does the liveness probe run, and
+    a server that leaves `/health` unanswered for about `serverHangSeconds` is killed and restarted by the
+    kubelet with its usual back-off. A TCP probe would not do: a stopped process's socket still accepts.
+    """
+    health = {"path": "/health", "port": SERVER_PORT}
+    period = 5
+    return {
+        "startupProbe": {
+            "httpGet": health,
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": max(1, math.ceil(settings.server_startup_seconds / period)),
+        },
+        "livenessProbe": {
+            "httpGet": health,
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": max(1, math.ceil(settings.server_hang_seconds / period)),
+        },
+        "readinessProbe": {"httpGet": health, "periodSeconds": 2},
     }
 
 

@@ -35,16 +35,28 @@ OPERATOR_RULES: list[dict[str, Any]] = [
 
 RUNNER_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
-    # Batch workers follow the model's server addresses in its ModelInstall's status.
-    {"apiGroups": [GROUP], "resources": ["modelinstalls"], "verbs": ["get"]},
+    # Batch workers follow the model's server addresses in the EndpointSlices of its Service
+    # (kubeinfer/cluster/endpoints.py), so a replaced server pod is found at its new address.
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list"]},
 ]
 
 #: The gateway in cluster mode (kubeinfer/gateway/cluster_batches.py, cluster_models.py), in its one namespace.
 GATEWAY_RULES: list[dict[str, Any]] = [
     # A batch is a BatchJob: created, read, listed, and cancelled by patching `spec.cancel`.
     {"apiGroups": [GROUP], "resources": ["batchjobs"], "verbs": ["create", "get", "list", "patch"]},
-    # /v1/models lists the served ModelInstalls.
-    {"apiGroups": [GROUP], "resources": ["modelinstalls"], "verbs": ["list"]},
+    # /v1/models and the console list the ModelInstalls; the console's install form creates them.
+    {"apiGroups": [GROUP], "resources": ["modelinstalls"], "verbs": ["create", "list"]},
+    # The console lists BenchmarkMatrices, reads one, and reads a finished matrix's report ConfigMap
+    # (kubeinfer/cluster/matrices.py, model_installs.py).
+    {"apiGroups": [GROUP], "resources": ["benchmarkmatrices"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+    # Single inference goes to the replicas of the model's ModelInstall, found through its EndpointSlices.
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list"]},
+    # The console's logs page (kubeinfer/cluster/workers.py): server and worker pods, their logs, a server's
+    # memory through the pod proxy, the workers' progress ConfigMaps; a restart deletes a pod.
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/log", "pods/proxy"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
 ]
 
 

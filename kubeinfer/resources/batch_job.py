@@ -76,6 +76,9 @@ class BatchJobStatus(CamelModel):
     workers_started_at: int | None = Field(
         default=None, description="when the worker Job was created (after waiting for the project's limit)"
     )
+    last_progress_at: int | None = Field(
+        default=None, description="when the workers last finished a request (or started); feeds Progressing"
+    )
     finalizing_at: int | None = None
     completed_at: int | None = None
     failed_at: int | None = None

@@ -84,6 +84,9 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS batches (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL, project TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS labelstudio (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL, key TEXT NOT NULL, project TEXT NOT NULL, data TEXT NOT NULL, UNIQUE (kind, key));
 CREATE INDEX IF NOT EXISTS files_project ON files (project, seq);
 CREATE INDEX IF NOT EXISTS batches_project ON batches (project, seq);
 """
@@ -190,6 +193,36 @@ class MetadataStore:
         sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT ?"
         rows = self._query(sql, (*args, limit))
         return [_load(BatchRecord, r[0]) for r in rows]
+
+    # Label Studio connections and webhook jobs (kubeinfer.gateway.labelstudio), as JSON objects
+    def put_labelstudio(self, kind: str, key: str, project: str, data: dict[str, Any]) -> None:
+        self._query(
+            "INSERT INTO labelstudio (kind, key, project, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, key) DO UPDATE SET project = excluded.project, data = excluded.data",
+            (kind, key, project, json.dumps(data)),
+        )
+
+    def add_labelstudio(self, kind: str, key: str, project: str, data: dict[str, Any]) -> bool:
+        """Insert unless the key exists; False when it did (a webhook delivered twice)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO labelstudio (kind, key, project, data) VALUES (?, ?, ?, ?)",
+                (kind, key, project, json.dumps(data)),
+            )
+            return cursor.rowcount == 1
+
+    def get_labelstudio(self, kind: str, key: str, project: str) -> dict[str, Any] | None:
+        rows = self._query(
+            "SELECT data FROM labelstudio WHERE kind = ? AND key = ? AND project = ?", (kind, key, project)
+        )
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    def list_labelstudio(self, kind: str, project: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT data FROM labelstudio WHERE kind = ? AND project = ? ORDER BY seq DESC LIMIT ?",
+            (kind, project, limit),
+        )
+        return [dict(json.loads(r[0])) for r in rows]
 
     def unfinished_batches(self) -> list[BatchRecord]:
         """Batches a restarted gateway must pick up again, oldest first."""

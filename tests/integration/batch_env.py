@@ -32,6 +32,8 @@ MODEL = "smollm2-135m"
 INSTALL = "smollm2-batch"
 #: One batch per project runs workers at a time, so the priority test sees a queue.
 PROJECT_LIMIT = "KUBEINFER_OPERATOR__BATCH_PROJECT_CONCURRENCY"
+#: A batch with no finished request for this long is marked Progressing=False (the stall test waits on it).
+STALL_SECONDS = "KUBEINFER_OPERATOR__BATCH_STALL_SECONDS"
 
 
 def data_volume(path: Path, namespace: str) -> list[dict[str, Any]]:
@@ -47,7 +49,7 @@ class Operator:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = start_operator(self.kubeconfig, NAMESPACE, self.log, {PROJECT_LIMIT: "1"})
+        self.proc = start_operator(self.kubeconfig, NAMESPACE, self.log, {PROJECT_LIMIT: "1", STALL_SECONDS: "10"})
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -9,8 +9,11 @@ which the stand-in maps to the gateway's data directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from openai.types import Batch
 from kubeinfer.settings import Settings
 from tests.integration.batch_env import INSTALL, MODEL, NAMESPACE, Env, batch_env, install_ready
 from tests.integration.cluster import Cluster, wait_for
+from tests.integration.gateway_process import KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
@@ -276,6 +280,105 @@ def test_cancel_stops_the_workers_and_publishes_what_was_done(env: Env, tmp_path
     assert max(seen.values()) == 1
 
 
+def server_processes() -> list[int]:
+    """Pids of the llama-server processes that the kubelet stand-in runs in pods' network namespaces.
+
+    The session's own llama-server fixture shares this process's network namespace and is left alone.
+    """
+    own = os.readlink("/proc/self/ns/net")
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0]
+            in_pod = os.readlink(proc / "ns" / "net") != own
+        except OSError:
+            continue
+        if in_pod and argv0.rsplit(b"/", 1)[-1] == b"llama-server":
+            pids.append(int(proc.name))
+    return pids
+
+
+def progressing(env: Env, batch_id: str) -> dict[str, Any] | None:
+    conditions = batch_status(env, batch_id).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "Progressing"), None)
+
+
+def events(env: Env, batch_id: str, reason: str) -> list[dict[str, Any]]:
+    selector = f"involvedObject.name={batch_id},reason={reason}"
+    items: list[dict[str, Any]] = env.cluster.get_json("events", "-n", NAMESPACE, "--field-selector", selector)["items"]
+    return items
+
+
+def test_a_stalled_batch_is_flagged_then_expires_with_every_line_accounted_for(env: Env, tmp_path: Path) -> None:
+    """Both replicas frozen with SIGSTOP: Progressing=False and a NoProgress Event after the operator's stall
+    time (10 s here); then the completion window closes (the test moves `expiresAt` into the past, as 24 h
+    would) and the batch expires with what was done in the output and the rest as `batch_expired`.
+    """
+    count = 600
+    path = requests_file(tmp_path / "in.jsonl", count, prefix="stall")
+    expected = [f"stall-{i}" for i in range(count)]
+    batch = submit(env, path)
+    client = env.client()
+
+    def some_done() -> bool:
+        counts = client.batches.retrieve(batch.id).request_counts
+        return counts is not None and counts.completed >= 20
+
+    wait_for(some_done, timeout=600, interval=0.5, what="some requests done")
+    frozen = server_processes()
+    assert len(frozen) == 2, frozen
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        flagged = wait_for(
+            lambda: (c := progressing(env, batch.id)) is not None and c["status"] == "False" and c,
+            timeout=120,
+            interval=1,
+            what="Progressing=False",
+        )
+        assert flagged["reason"] == "NoProgress"
+        assert "no request finished" in flagged["message"]
+        assert wait_for(lambda: events(env, batch.id, "NoProgress"), timeout=60, interval=1, what="NoProgress Event")
+        past = json.dumps({"status": {"expiresAt": int(time.time()) - 1}})
+        env.cluster.kubectl(
+            "patch", "batchjob", batch.id, "-n", NAMESPACE, "--subresource=status", "--type=merge", "-p", past
+        )
+        done = wait_final(env, batch.id, timeout=600)
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    assert done.status == "expired", done
+    output, errors = lines_of(env, done.output_file_id), lines_of(env, done.error_file_id)
+    assert_exactly_once(output, errors, expected)
+    assert len(output) >= 20
+    assert {line["error"]["code"] for line in errors} <= {"batch_expired", "engine_unavailable"}
+    assert any(line["error"]["code"] == "batch_expired" for line in errors)
+    assert done.request_counts is not None
+    assert (done.request_counts.completed, done.request_counts.failed) == (len(output), len(errors))
+    wait_for(lambda: install_ready(env.cluster), timeout=300, interval=1, what="both replicas answering again")
+    env.endpoints[:] = install_ready(env.cluster)["status"]["serving"]["endpoints"]  # type: ignore[index]
+
+
+def test_deleting_a_batch_job_removes_its_shard_logs_but_keeps_its_files(env: Env, tmp_path: Path) -> None:
+    batch = submit(env, requests_file(tmp_path / "in.jsonl", 10, prefix="clean"))
+    done = wait_final(env, batch.id, timeout=300)
+    assert done.status == "completed"
+    history = httpx.get(
+        f"{env.gateway.url}/v1/jobs/history", headers={"Authorization": f"Bearer {KEY}"}, timeout=30
+    ).json()["jobs"]
+    entry = next(job for job in history if job["batch_id"] == batch.id)  # cluster batches count in /v1/jobs
+    assert (entry["status"], entry["completed_requests"]) == ("completed", 10)
+    assert done.usage is not None
+    assert entry["total_tokens"] == done.usage.total_tokens
+    work = env.data_dir / "work" / batch.id
+    assert sorted(p.name for p in work.glob("shard-*.output.jsonl")) == ["shard-0.output.jsonl", "shard-1.output.jsonl"]
+    env.cluster.kubectl("delete", "batchjob", batch.id, "-n", NAMESPACE, "--timeout=180s", timeout=200)
+    assert not work.exists()
+    assert len(lines_of(env, done.output_file_id)) == 10  # the output is a file of the project, not of the BatchJob
+    assert env.cluster.kubectl("get", "job", f"{batch.id}-clean", "-n", NAMESPACE, check=False).returncode != 0
+
+
 def test_list_paginates_newest_first(env: Env, tmp_path: Path) -> None:
     client = env.client()
     ids = [submit(env, requests_file(tmp_path / f"in{i}.jsonl", 1, prefix=f"p{i}")).id for i in range(3)]
@@ -312,3 +415,33 @@ def test_project_limit_queues_batches_and_higher_priority_goes_first(env: Env, t
     assert high_status["finalizingAt"] <= low_status["workersStartedAt"]
     with pytest.raises(openai.BadRequestError, match="metadata.priority"):
         submit(env, requests_file(tmp_path / "bad.jsonl", 1, prefix="bad"), metadata={"priority": "urgent"})
+
+
+def test_gateway_routes_single_inference_to_the_replicas_in_the_model_install_s_endpoint_slices(env: Env) -> None:
+    """The gateway's fixed `--engine-url` is one replica; only EndpointSlice discovery also reaches the other.
+
+    16 system prompts spread over both replicas by rendezvous hashing (all on one: odds 2 in 65,536).
+    """
+    wait_for(lambda: install_ready(env.cluster), timeout=300, interval=1, what="both replicas Ready")
+    endpoints = install_ready(env.cluster)["status"]["serving"]["endpoints"]  # type: ignore[index]
+    before = {e: predicted_tokens(e) for e in endpoints}
+    client = env.client()
+    for i in range(16):
+        reply = client.chat.completions.create(
+            model=MODEL,
+            messages=[
+                {"role": "system", "content": f"You are assistant number {i}; answer briefly."},
+                {"role": "user", "content": "Say hello."},
+            ],
+            max_tokens=2,
+            temperature=0,
+        )
+        assert reply.choices[0].finish_reason in ("length", "stop")
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Count to three."}], max_tokens=3, stream=True
+    )
+    assert any(chunk.choices and chunk.choices[0].delta.content for chunk in stream)
+    after = {e: predicted_tokens(e) for e in endpoints}
+    assert all(after[e] > before[e] for e in endpoints), (before, after)
+    with pytest.raises(openai.NotFoundError, match="no-such-model"):
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])

@@ -10,7 +10,7 @@ from kubeinfer.batch.admission import Candidate, may_start
 from kubeinfer.batch.service import InvalidBatchRequest
 from kubeinfer.gateway.cluster_batches import priority_of, record_of
 from kubeinfer.gateway.schemas import BatchObject
-from kubeinfer.operator.batch_builders import build_merge_job, build_validate_job, build_worker_job
+from kubeinfer.operator.batch_builders import build_clean_job, build_merge_job, build_validate_job, build_worker_job
 from kubeinfer.operator.rbac import OPERATOR_RULES, RUNNER_RULES
 from kubeinfer.settings import OperatorSettings
 
@@ -64,11 +64,21 @@ def test_validate_and_merge_jobs_write_their_result_configmaps() -> None:
     assert merge["args"][merge["args"].index("--result") + 1] == "batch-abc-merge-result"
 
 
-def test_rbac_covers_batch_jobs_and_lets_workers_read_model_installs() -> None:
+def test_clean_job_outlives_its_deleted_owner_and_removes_itself() -> None:
+    job = build_clean_job(_body(), OperatorSettings())
+    assert job["metadata"]["name"].endswith("-clean")
+    assert job["metadata"]["ownerReferences"] == []  # the garbage collector would take an owned Job along
+    assert job["spec"]["ttlSecondsAfterFinished"] == 3600
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["kubeinfer", "batch", "clean"]
+    assert "--data-dir" in container["args"]
+
+
+def test_rbac_covers_batch_jobs_and_lets_workers_find_the_model_servers() -> None:
     operator = {(r, v) for rule in OPERATOR_RULES for r in rule["resources"] for v in rule["verbs"]}
     assert {("batchjobs", "watch"), ("batchjobs/status", "patch"), ("jobs", "delete"), ("pods", "list")} <= operator
     runner = {(r, v) for rule in RUNNER_RULES for r in rule["resources"] for v in rule["verbs"]}
-    assert ("modelinstalls", "get") in runner
+    assert ("endpointslices", "list") in runner
 
 
 def test_batch_job_status_maps_to_an_openai_batch_object() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from kubeinfer.cluster import endpoints, matrices, model_installs, workers
 from kubeinfer.gateway import cluster_batches, cluster_models
 from kubeinfer.operator.names import GROUP
 from kubeinfer.operator.rbac import GATEWAY_RULES, gateway_objects
@@ -27,18 +28,59 @@ def custom_object_calls(module: ModuleType) -> set[tuple[str, str, str]]:
     return found
 
 
+def endpoint_slice_calls(module: ModuleType) -> set[tuple[str, str, str]]:
+    """("discovery.k8s.io", "endpointslices", verb) of every `*_namespaced_endpoint_slice` call in the module."""
+    verbs = re.findall(r"\.(get|list)_namespaced_endpoint_slice\(", Path(str(module.__file__)).read_text())
+    return {("discovery.k8s.io", "endpointslices", verb) for verb in verbs}
+
+
+def config_map_calls(module: ModuleType) -> set[tuple[str, str, str]]:
+    """("", "configmaps", verb) of every `*_namespaced_config_map` call in the module."""
+    verbs = re.findall(r"\.(read|list|create)_namespaced_config_map\(", Path(str(module.__file__)).read_text())
+    return {("", "configmaps", "get" if verb == "read" else verb) for verb in verbs}
+
+
+def pod_calls(module: ModuleType) -> set[tuple[str, str, str]]:
+    """("", "pods[/log|/proxy]", verb) of every pod call in the module, and its ConfigMap lists.
+
+    Named, not only called: kubeinfer/cluster/workers.py hands the client's methods to one error wrapper.
+    """
+    source = Path(str(module.__file__)).read_text()
+    verbs = {"read": "get", "list": "list", "delete": "delete"}
+    found = {("", "pods", verbs[v]) for v in re.findall(r"\.(read|list|delete)_namespaced_pod\b", source)}
+    found |= {("", "pods/log", "get") for _ in re.findall(r"\.read_namespaced_pod_log\b", source)}
+    found |= {("", "pods/proxy", "get") for _ in re.findall(r"\.connect_get_namespaced_pod_proxy", source)}
+    found |= {("", "configmaps", "list") for _ in re.findall(r"\.list_namespaced_config_map\b", source)}
+    return found
+
+
 def granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
 def test_gateway_rules_are_exactly_the_calls_of_cluster_batches_and_cluster_models() -> None:
     calls = custom_object_calls(cluster_batches) | custom_object_calls(cluster_models)
+    calls |= custom_object_calls(endpoints) | endpoint_slice_calls(endpoints)  # single inference's replicas
+    for console in (matrices, model_installs):  # the console's cluster pages
+        calls |= custom_object_calls(console) | config_map_calls(console)
+    calls |= custom_object_calls(workers) | pod_calls(workers)  # the logs page
     assert calls == {
         (GROUP, "batchjobs", "create"),
         (GROUP, "batchjobs", "get"),
         (GROUP, "batchjobs", "list"),
         (GROUP, "batchjobs", "patch"),
         (GROUP, "modelinstalls", "list"),
+        (GROUP, "modelinstalls", "create"),
+        (GROUP, "benchmarkmatrices", "get"),
+        (GROUP, "benchmarkmatrices", "list"),
+        ("", "configmaps", "get"),
+        ("discovery.k8s.io", "endpointslices", "list"),
+        ("", "pods", "get"),
+        ("", "pods", "list"),
+        ("", "pods", "delete"),
+        ("", "pods/log", "get"),
+        ("", "pods/proxy", "get"),
+        ("", "configmaps", "list"),
     }
     assert granted(GATEWAY_RULES) == calls
 

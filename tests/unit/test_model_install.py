@@ -159,6 +159,9 @@ def test_server_deployment_serves_one_quantization_on_the_pool() -> None:
     assert container["image"] == "ghcr.io/kubeinfer/llama-server-cuda:0.3.36"
     assert container["args"][container["args"].index("--model") + 1] == "/models/smol/smol.Q8_0.gguf"
     assert container["resources"]["limits"] == {"memory": "2Gi", "nvidia.com/gpu": "1"}
+    assert container["command"][:3] == ["kubeinfer", "engine", "serve"]  # the memory supervisor
+    assert container["command"][-1] == "llama-server"
+    assert {"name": "memory", "containerPort": 8081} in container["ports"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
     service = build_service(body, parsed)
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
@@ -171,6 +174,7 @@ def test_vllm_serving_uses_the_upstream_image() -> None:
     ]["containers"][0]
     assert container["image"].startswith("vllm/vllm-openai")
     assert container["command"][:2] == ["vllm", "serve"]
+    assert [port["name"] for port in container["ports"]] == ["http"]  # upstream's image has no supervisor
 
 
 def test_operator_role_covers_what_model_installs_need() -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
-from kubeinfer.batch.service import BatchService, InvalidBatchRequest
-from kubeinfer.gateway.batches import Batches
+from kubeinfer.batch.service import InvalidBatchRequest
+from kubeinfer.gateway.batches import Batches, call
 from kubeinfer.gateway.context import Ctx
 from kubeinfer.gateway.ui import csrf
 from kubeinfer.gateway.ui.batch_view import progress
@@ -25,18 +23,11 @@ router = APIRouter()
 PAGE_SIZE = 50
 
 
-async def _call(batches: object, method: Callable[..., Any], *args: Any) -> Any:
-    """The embedded queue lives on the event loop; the cluster variant's Kubernetes client blocks."""
-    if isinstance(batches, BatchService):
-        return method(*args)
-    return await asyncio.to_thread(method, *args)
-
-
 @router.get("/batches")
 async def batch_list(
     request: Request, project: Viewer, batches: Batches, after: Annotated[str | None, Query(max_length=64)] = None
 ) -> Response:
-    records: list[BatchRecord] = await _call(batches, batches.page, project, PAGE_SIZE + 1, after)
+    records: list[BatchRecord] = await call(batches, batches.page, project, PAGE_SIZE + 1, after)
     rows = [(rec, progress(rec)) for rec in records[:PAGE_SIZE]]
     next_after = records[PAGE_SIZE - 1].id if len(records) > PAGE_SIZE else None
     return page(request, "batches.html", rows=rows, next_after=next_after)
@@ -44,22 +35,22 @@ async def batch_list(
 
 @router.get("/batches/{batch_id}")
 async def batch_detail(request: Request, batch_id: str, project: Viewer, batches: Batches) -> Response:
-    rec: BatchRecord = await _call(batches, batches.get, project, batch_id)
+    rec: BatchRecord = await call(batches, batches.get, project, batch_id)
     return page(request, "batch.html", batch=rec, view=progress(rec), error=None)
 
 
 @router.get("/batches/{batch_id}/progress")
 async def batch_progress(batch_id: str, project: Viewer, batches: Batches) -> JSONResponse:
-    rec: BatchRecord = await _call(batches, batches.get, project, batch_id)
+    rec: BatchRecord = await call(batches, batches.get, project, batch_id)
     return JSONResponse(progress(rec))
 
 
 @router.post("/batches/{batch_id}/cancel", dependencies=[Depends(csrf.check)])
 async def batch_cancel(request: Request, batch_id: str, project: Viewer, batches: Batches) -> Response:
     try:
-        await _call(batches, batches.cancel, project, batch_id)
+        await call(batches, batches.cancel, project, batch_id)
     except InvalidBatchRequest as exc:
-        rec: BatchRecord = await _call(batches, batches.get, project, batch_id)
+        rec: BatchRecord = await call(batches, batches.get, project, batch_id)
         return page(request, "batch.html", 409, batch=rec, view=progress(rec), error=str(exc))
     return RedirectResponse(f"{base_path(request)}/batches/{quote(batch_id, safe='')}", 303)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,13 @@ def _last_lines(path: Path, count: int) -> list[str]:
             data = handle.read(step) + data
     lines = data.decode("utf-8", errors="replace").splitlines()
     return lines[-count:] if count else []
+
+
+def search(lines: Iterable[str], count: int, query: str = "") -> tuple[list[str], int]:
+    """`tail` over lines already read (a pod's log from the API): the last `count` (matching) lines, and the count."""
+    needle = query.casefold()
+    matching = [line for line in lines if needle in line.casefold()] if query else list(lines)
+    return matching[-count:], len(matching) if query else min(count, len(matching))
 
 
 def tail(path: Path, count: int, query: str = "") -> tuple[list[str], int]:

@@ -1,0 +1,149 @@
+"""BenchmarkMatrices of a namespace: phase and progress, and a finished matrix's report from its ConfigMap.
+
+The operator names the report in `status.report` (`configmap/<name>`, key `report.json`), the same
+document `kubeinfer bench run` writes, so the console renders it with the domain's report models.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from kubeinfer.bench.report import ReportData, as_report_data
+from kubeinfer.cluster.access import (
+    GROUP,
+    REQUEST_TIMEOUT,
+    VERSION,
+    ObjectNotFound,
+    call,
+    core,
+    custom_objects,
+    project_of,
+    visible_to,
+)
+from kubeinfer.resources.benchmark_matrix import CellResult
+
+PLURAL = "benchmarkmatrices"
+REPORT_KEY = "report.json"
+
+
+@dataclass(frozen=True)
+class MatrixSummary:
+    """What the matrices list shows of one BenchmarkMatrix."""
+
+    name: str
+    phase: str
+    cells_done: int
+    cells_total: int
+    best: str | None
+    project: str | None
+    created: str | None
+    message: str | None
+    report: str | None
+
+    @property
+    def percent(self) -> float:
+        return 100 * self.cells_done / self.cells_total if self.cells_total else 0.0
+
+
+@dataclass(frozen=True)
+class ClusterMatrix:
+    """One matrix: its cells (from the report once Completed, else from the status so far)."""
+
+    summary: MatrixSummary
+    cells: list[CellResult]
+    report: ReportData | None
+    #: Why the report or the cells cannot be shown; None when all is well.
+    error: str | None
+
+
+def summarize(body: dict[str, Any]) -> MatrixSummary:
+    status = body.get("status") or {}
+    phase = str(status.get("phase") or "Pending")
+    failed = [c.get("message") for c in status.get("conditions") or [] if c.get("message")]
+    return MatrixSummary(
+        name=body["metadata"]["name"],
+        phase=phase,
+        cells_done=int(status.get("cellsDone") or 0),
+        cells_total=int(status.get("cellsTotal") or 0),
+        best=status.get("best"),
+        project=project_of(body),
+        created=body["metadata"].get("creationTimestamp"),
+        message=failed[0] if failed and phase == "Failed" else None,
+        report=status.get("report"),
+    )
+
+
+def list_matrices(namespace: str, project: str) -> list[MatrixSummary]:
+    """The matrices `project` may see, newest first."""
+    listed = call(
+        lambda: custom_objects().list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, _request_timeout=REQUEST_TIMEOUT
+        ),
+        f"list BenchmarkMatrices in namespace {namespace}",
+    )
+    items = [item for item in listed["items"] if visible_to(item, project)]
+    items.sort(key=lambda item: item["metadata"].get("creationTimestamp") or "", reverse=True)
+    return [summarize(item) for item in items]
+
+
+def read_matrix(namespace: str, name: str, project: str) -> ClusterMatrix:
+    """One matrix `project` may see; raises ObjectNotFound for a missing matrix and for another project's."""
+    what = f"BenchmarkMatrix {name} in namespace {namespace}"
+    body = call(
+        lambda: custom_objects().get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT
+        ),
+        what,
+    )
+    if not visible_to(body, project):
+        raise ObjectNotFound(f"{what}: not found")
+    summary = summarize(body)
+    if summary.phase == "Completed":
+        try:
+            report = read_report(namespace, what, summary.report)
+        except ReportUnavailable as exc:
+            return ClusterMatrix(summary, [], None, str(exc))
+        return ClusterMatrix(summary, report.cells, report, None)
+    try:
+        cells = [CellResult.model_validate(cell) for cell in (body.get("status") or {}).get("cells") or []]
+    except ValidationError as exc:
+        return ClusterMatrix(summary, [], None, f"{what}: status.cells is not valid: {_first(exc)}")
+    return ClusterMatrix(summary, cells, None, None)
+
+
+class ReportUnavailable(ValueError):
+    """A Completed matrix whose report cannot be read; the message says what is wrong."""
+
+
+def read_report(namespace: str, what: str, pointer: str | None) -> ReportData:
+    kind, _, config_map = str(pointer or "").partition("/")
+    if kind != "configmap" or not config_map:
+        raise ReportUnavailable(f"{what} is Completed but status.report is {pointer!r}")
+    try:
+        body = call(
+            lambda: core().read_namespaced_config_map(config_map, namespace, _request_timeout=REQUEST_TIMEOUT),
+            f"report ConfigMap {config_map} of {what}",
+        )
+    except ObjectNotFound as exc:
+        raise ReportUnavailable(f"{what} is Completed but its report ConfigMap {config_map} is missing") from exc
+    raw = (body.data or {}).get(REPORT_KEY)
+    if raw is None:
+        raise ReportUnavailable(f"ConfigMap {config_map} has no {REPORT_KEY} key")
+    try:
+        document = json.loads(raw)
+        if not isinstance(document, dict) or not isinstance(document.get("results"), list):
+            raise ValueError("it has no results list")
+        return as_report_data(document)
+    except ValidationError as exc:
+        raise ReportUnavailable(f"ConfigMap {config_map}: not a kubeinfer report: {_first(exc)}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ReportUnavailable(f"ConfigMap {config_map}: {REPORT_KEY} is not a kubeinfer report ({exc})") from exc
+
+
+def _first(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
