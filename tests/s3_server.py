@@ -1,4 +1,4 @@
-"""A real S3-compatible server on loopback for the tests: moto's `ThreadedMotoServer` on 127.0.0.1.
+"""A real S3-compatible server for the tests: moto's `ThreadedMotoServer` on 127.0.0.1 (or another local address).
 
 Dummy credentials and a disabled instance-metadata lookup keep boto3 from ever contacting an AWS host.
 """
@@ -56,17 +56,17 @@ class S3Server:
 
 
 @contextmanager
-def s3_server() -> Iterator[S3Server]:
-    """The server and the dummy AWS environment, both gone afterwards."""
+def s3_server(host: str = "127.0.0.1") -> Iterator[S3Server]:
+    """The server on `host` (a local address) and the dummy AWS environment, both gone afterwards."""
     with pytest.MonkeyPatch.context() as env:
         for name, value in DUMMY_AWS_ENV.items():
             env.setenv(name, value)
         env.delenv("AWS_PROFILE", raising=False)
         env.delenv("AWS_SESSION_TOKEN", raising=False)
-        port = free_port()
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        port = free_port(host)
+        server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         server.start()
         try:
-            yield S3Server(f"http://127.0.0.1:{port}")
+            yield S3Server(f"http://{host}:{port}")
         finally:
             server.stop()

@@ -343,8 +343,11 @@ class PodWorker:
             return str(fields[path])
         if ref := source.get("configMapKeyRef"):
             return self._config_map(ref["name"], bool(ref.get("optional"))).get(ref["key"], "")
+        if ref := source.get("secretKeyRef"):
+            return self._secret_key(ref["name"], ref["key"], bool(ref.get("optional")))
         raise PodSetupError(
-            "EnvSourceNotSupported", f"env {var['name']}: only value, fieldRef, configMapKeyRef run here"
+            "EnvSourceNotSupported",
+            f"env {var['name']}: only value, fieldRef, configMapKeyRef, secretKeyRef run here",
         )
 
     def _config_map(self, name: str, optional: bool) -> dict[str, str]:
@@ -354,6 +357,20 @@ class PodWorker:
             if err.status == 404 and optional:
                 return {}
             raise PodSetupError("ConfigMapNotFound", f"configmap {self.namespace}/{name}: {err.reason}") from err
+
+    def _secret_key(self, name: str, key: str, optional: bool) -> str:
+        """One key of a Secret; as a kubelet, a missing Secret or key fails the pod unless `optional`."""
+        try:
+            data = self.api.read_namespaced_secret(name, self.namespace).data or {}
+        except ApiException as err:
+            if err.status == 404 and optional:
+                return ""
+            raise PodSetupError("SecretNotFound", f"secret {self.namespace}/{name}: {err.reason}") from err
+        if key not in data:
+            if optional:
+                return ""
+            raise PodSetupError("SecretKeyNotFound", f"secret {self.namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode()
 
     def _volume(self, vol: Json) -> Path:
         """The local directory that stands in for a volume; file-backed volumes are written out once."""

@@ -9,6 +9,7 @@ project the first time it sees them named in a status, so `GET /v1/files/{id}/co
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 import time
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any
 
 from kubeinfer.batch.service import COMPLETION_WINDOWS, BatchNotFound, InvalidBatchRequest, check_batch_request
 from kubeinfer.resources.batch_job import BATCH_ENDPOINTS
-from kubeinfer.storage.blobs import BlobStore, hash_file
+from kubeinfer.storage.blobs import BlobStore
 from kubeinfer.storage.records import BatchRecord, FileRecord, MetadataStore, new_id
 
 GROUP, VERSION, PLURAL = "kubeinfer.dev", "v1alpha1", "batchjobs"
@@ -197,14 +198,26 @@ class ClusterBatchService:
         for kind, file_id in (("output", rec.output_file_id), ("errors", rec.error_file_id)):
             if file_id is None or self.meta.get_file(file_id) is not None:
                 continue
-            path = self.blobs.local_path(file_id)
-            if not path.exists():
+            hashed = _hash_blob(self.blobs, file_id)
+            if hashed is None:
                 continue
-            size, sha = hash_file(path)
+            size, sha = hashed
             record = FileRecord(file_id, rec.project, f"{rec.id}_{kind}.jsonl", "batch_output", size, sha)
             with contextlib.suppress(sqlite3.IntegrityError):  # a concurrent read registered it first
                 self.meta.add_file(record)
         return rec
+
+
+def _hash_blob(blobs: BlobStore, key: str) -> tuple[int, str] | None:
+    """Size and SHA-256 of a blob, streamed: with S3 no copy is left in the download cache. None if missing."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        for chunk in blobs.iter_bytes(key):
+            digest.update(chunk)
+            size += len(chunk)
+    except FileNotFoundError:
+        return None
+    return size, digest.hexdigest()
 
 
 @cache

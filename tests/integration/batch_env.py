@@ -44,12 +44,14 @@ def data_volume(path: Path, namespace: str) -> list[dict[str, Any]]:
 class Operator:
     """The operator as a child process the fault test can SIGKILL and start again."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, extra_env: dict[str, str] | None = None) -> None:
         self.kubeconfig, self.log = kubeconfig, log
+        self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = start_operator(self.kubeconfig, NAMESPACE, self.log, {PROJECT_LIMIT: "1", STALL_SECONDS: "10"})
+        env = {PROJECT_LIMIT: "1", STALL_SECONDS: "10", **self.extra_env}
+        self.proc = start_operator(self.kubeconfig, NAMESPACE, self.log, env)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -87,16 +89,28 @@ def install_ready(cluster: Cluster, replicas: int = 2) -> dict[str, Any] | None:
 
 
 @contextmanager
-def batch_env(kube_cluster: Cluster, models_root: Path, workdir: Path, replicas: int = 2) -> Iterator[Env]:
-    """Everything a cluster batch needs, torn down in the order that leaves no finalizer behind."""
-    data_dir = workdir / "data"
-    data_dir.mkdir(parents=True)
+def batch_env(
+    kube_cluster: Cluster,
+    models_root: Path,
+    workdir: Path,
+    replicas: int = 2,
+    operator_env: dict[str, str] | None = None,
+    gateway_env: dict[str, str] | None = None,
+) -> Iterator[Env]:
+    """Everything a cluster batch needs, torn down in the order that leaves no finalizer behind.
+
+    `operator_env` and `gateway_env` are added to the operator's and the gateway's environment.
+    """
+    # One directory per control plane: every module of a test session binds the same `kubeinfer-data`
+    # PersistentVolume, whose hostPath cannot change once created.
+    data_dir = kube_cluster.workdir / "batch-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
     prepare_namespace(kube_cluster, NAMESPACE, models_root)
     for crd in ("modelinstalls", "batchjobs"):
         kube_cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}.kubeinfer.dev", "--timeout=60s")
     apply(kube_cluster, data_volume(data_dir, NAMESPACE))
     kubeconfig = service_account_kubeconfig(kube_cluster, NAMESPACE, OPERATOR_SA, workdir / "kubeconfig")
-    operator = Operator(kubeconfig, workdir / "operator.log")
+    operator = Operator(kubeconfig, workdir / "operator.log", operator_env)
     operator.start()
     install = {
         "apiVersion": "kubeinfer.dev/v1alpha1",
@@ -117,7 +131,11 @@ def batch_env(kube_cluster: Cluster, models_root: Path, workdir: Path, replicas:
         data_dir,
         endpoints[0],
         workdir / "gateway.log",
-        env={"KUBEINFER_GATEWAY__CLUSTER_NAMESPACE": NAMESPACE, "KUBECONFIG": str(gateway_kubeconfig)},
+        env={
+            "KUBEINFER_GATEWAY__CLUSTER_NAMESPACE": NAMESPACE,
+            "KUBECONFIG": str(gateway_kubeconfig),
+            **(gateway_env or {}),
+        },
     )
     gateway.start()
     try:
