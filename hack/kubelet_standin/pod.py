@@ -132,6 +132,9 @@ class Container:
     log_path: Path
     readiness: Probe | None
     liveness: Probe | None
+    startup: Probe | None = None
+    #: The startup probe succeeded (or there is none): only then do liveness and readiness probes run.
+    started: bool = True
     proc: subprocess.Popen[bytes] | None = None
     started_at: str = ""
     started_mono: float = 0.0
@@ -307,7 +310,8 @@ class PodWorker:
                 env[var["name"]] = rewrite_path(expand(self._env_value(var), env), mounts)
             command = c.get("command") or default_command(c["image"])
             argv = [rewrite_path(expand(a, env), mounts) for a in [*command, *c.get("args", [])]]
-            probes = {kind: Probe(c[kind]) if c.get(kind) else None for kind in ("readinessProbe", "livenessProbe")}
+            kinds = ("readinessProbe", "livenessProbe", "startupProbe")
+            probes = {kind: Probe(c[kind]) if c.get(kind) else None for kind in kinds}
             if any(p and not ({"httpGet", "tcpSocket"} & p.spec.keys()) for p in probes.values()):
                 raise PodSetupError("ProbeNotSupported", f"container {c['name']!r}: only httpGet and tcpSocket probes")
             self.containers.append(
@@ -318,6 +322,7 @@ class PodWorker:
                     self.dir / "logs" / f"{c['name']}.log",
                     probes["readinessProbe"],
                     probes["livenessProbe"],
+                    probes["startupProbe"],
                 )
             )
 
@@ -485,7 +490,8 @@ class PodWorker:
             )
         c.started_at, c.started_mono = now_iso(), time.monotonic()
         c.ready = c.readiness is None
-        for probe in (c.readiness, c.liveness):
+        c.started = c.startup is None
+        for probe in (c.readiness, c.liveness, c.startup):
             if probe is not None:
                 probe.reset(c.started_mono)
 
@@ -509,6 +515,10 @@ class PodWorker:
             c.done = True
 
     def _probe(self, c: Container, now: float) -> None:
+        """As the kubelet: the startup probe alone until it succeeds, then readiness and liveness."""
+        if not c.started:
+            self._startup(c, now)
+            return
         for probe, is_liveness in ((c.readiness, False), (c.liveness, True)):
             if probe is None or now < probe.next_at or c.proc is None:
                 continue
@@ -523,6 +533,24 @@ class PodWorker:
                     out.write(f"--- kubelet stand-in: liveness probe failed {probe.failures} times, restarting\n")
                 grace = self.pod["spec"].get("terminationGracePeriodSeconds", 30)
                 kill_group(c.proc, min(grace, MAX_GRACE_SECONDS))
+
+    def _startup(self, c: Container, now: float) -> None:
+        probe = c.startup
+        if probe is None or now < probe.next_at or c.proc is None:
+            return
+        probe.next_at = now + probe.spec.get("periodSeconds", 10)
+        if self._probe_once(c, probe.spec):
+            c.started = True
+            for other in (c.readiness, c.liveness):
+                if other is not None:
+                    other.reset(now)
+            return
+        probe.failures += 1
+        if probe.failures >= probe.spec.get("failureThreshold", 3):
+            with c.log_path.open("a") as out:
+                out.write(f"--- kubelet stand-in: startup probe failed {probe.failures} times, restarting\n")
+            grace = self.pod["spec"].get("terminationGracePeriodSeconds", 30)
+            kill_group(c.proc, min(grace, MAX_GRACE_SECONDS))
 
     def _probe_once(self, c: Container, spec: Json) -> bool:
         assert self.net is not None

@@ -89,12 +89,18 @@ def _engine() -> EngineInstall:
 
 
 def _install_sigterm_as_interrupt() -> None:
-    """`kill PID` checkpoints like Ctrl-C does."""
+    """`kill PID` checkpoints like Ctrl-C does; Ctrl-C itself raises at once, wherever the run is.
+
+    With Python's default SIGINT handler in place, `asyncio.run` swaps in its own, which only cancels the
+    running task; a profile that absorbs that cancellation would let the run go on and exit 0 (seen once in
+    CI). A handler of our own is left alone by asyncio, so the interrupt reaches the runner's checkpoint.
+    """
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def _summary_table(cells: list[CellResult]) -> Table:

@@ -282,7 +282,7 @@ def test_cluster_server_pod_stopped_with_sigstop_is_restarted_by_its_liveness_pr
 ) -> None:
     """The operator's server Deployment, applied as built, on the kubelet stand-in, which applies its probes.
 
-    The stand-in ignores startup probes (docs/operator.md), so this checks the liveness probe alone.
+    The startup probe passes once the model has loaded; the stopped server then fails its liveness probe.
     """
     namespace, model = "kubeinfer-watchdog-test", "watchdog-probe"
     prepare_namespace(kube_cluster, namespace, settings.models_root)
