@@ -40,20 +40,20 @@ test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check kubeinfer tests bench
-	$(VENV)/bin/ruff format --check kubeinfer tests bench
+	$(VENV)/bin/ruff check kubeinfer tests perf
+	$(VENV)/bin/ruff format --check kubeinfer tests perf
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 ## bench: speed, accuracy and memory figures, written as JSON under results/bench
 bench: setup
 	mkdir -p results/bench
-	$(PY) bench/interactive_accuracy.py --out results/bench/interactive-accuracy.json
-	$(PY) bench/calibrate_sizing.py --out results/bench/sizing-calibration.json
-	$(PY) bench/gateway_throughput.py --out results/bench/gateway-throughput.json
-	$(PY) -m bench.cluster_batch_throughput --out results/bench/cluster-batch-throughput.json
-	$(PY) -m bench.prefix_cache --out results/bench/prefix-cache.json
-	$(PY) -m bench.operator_scale --out results/bench/operator-scale.json
+	$(PY) perf/interactive_accuracy.py --out results/bench/interactive-accuracy.json
+	$(PY) perf/calibrate_sizing.py --out results/bench/sizing-calibration.json
+	$(PY) perf/gateway_throughput.py --out results/bench/gateway-throughput.json
+	$(PY) -m perf.cluster_batch_throughput --out results/bench/cluster-batch-throughput.json
+	$(PY) -m perf.prefix_cache --out results/bench/prefix-cache.json
+	$(PY) -m perf.operator_scale --out results/bench/operator-scale.json
 
 clean:
 	rm -rf results .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,7 @@ CTX_SEQ_PADDING = 256
 #: run, about 12.4 MiB of file-backed RSS including the embedded web UI, plus about 8 MiB of
 #: anonymous memory (libstdc++ and allocator arenas, HTTP server and thread-pool stacks, the
 #: server's task queues). Measured as VmHWM minus every sized part with
-#: bench/calibrate_sizing.py (llama.cpp 0c1e570, x86-64 static build, 2 threads).
+#: perf/calibrate_sizing.py (llama.cpp 0c1e570, x86-64 static build, 2 threads).
 RUNTIME_BASE_BYTES = 20 * 1024**2
 
 #: Host memory per vocabulary entry held by llama_vocab, derived from its containers: the token's

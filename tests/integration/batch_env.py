@@ -1,6 +1,6 @@
 """A namespace with the shared store, a 2-replica ModelInstall, the operator and a cluster-mode gateway.
 
-Shared by tests/integration/test_batch_cluster.py and bench/cluster_batch_throughput.py.
+Shared by tests/integration/test_batch_cluster.py and perf/cluster_batch_throughput.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Several real llama-server replicas of one model on this machine, as a ModelInstall's pods would be.
 
-Shared by tests/integration/test_prefix_routing.py and bench/prefix_cache.py.
+Shared by tests/integration/test_prefix_routing.py and perf/prefix_cache.py.
 """
 
 from __future__ import annotations

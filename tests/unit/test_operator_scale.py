@@ -1,4 +1,4 @@
-"""The cheap parts of the operator scale benchmark (bench/operator_scale.py); the full run is `make bench`'s.
+"""The cheap parts of the operator scale benchmark (perf/operator_scale.py); the full run is `make bench`'s.
 
 The simulated runner must write exactly what the operator's executor reads back, for Jobs built by the
 operator's own builder, and the counting proxy must relay requests unchanged while counting each one.
@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bench.apiproxy import COUNTS_PATH, Tally, classify, make_app
-from bench.operator_scale import matrix_manifest, pool_sizes
-from bench.scale_timeline import max_overlap, percentiles
-from bench.sim_runner import (
+from perf.apiproxy import COUNTS_PATH, Tally, classify, make_app
+from perf.operator_scale import matrix_manifest, pool_sizes
+from perf.scale_timeline import max_overlap, percentiles
+from perf.sim_runner import (
     RUNNER_POOL,
     measure_result,
     parse_runner_command,

@@ -1,4 +1,4 @@
-"""`python -m bench.kopf_threads N operator run ...`: the unchanged operator CLI with kopf's sync pool set to N threads.
+"""`python -m perf.kopf_threads N operator run ...`: the unchanged operator CLI with kopf's sync pool set to N threads.
 
 For the operator scale benchmark's what-if run only (`--executor-threads`). kopf runs every sync daemon in
 one ThreadPoolExecutor whose default size is Python's, min(32, CPUs + 4); a BenchmarkMatrix daemon holds

@@ -9,7 +9,7 @@ them to complete.
 
 What is simulated, and why: kwok's nodes run no containers, so the model-server pods on the CPU/GPU pools
 are only made Running and Ready by kwok, and the runner Jobs run on a small `runner` pool served by
-bench/sim_runner.py, which writes the result ConfigMap each `kubeinfer cell` step would write and then
+perf/sim_runner.py, which writes the result ConfigMap each `kubeinfer cell` step would write and then
 reports the pod Succeeded. Every cell therefore walks the operator's real code path (prepare Job, pre-flight,
 server pod, measure Job, status checkpoint, report), but no model is loaded and nothing is measured on a
 model: the figures are the **operator's own overhead**, not inference performance.
@@ -17,12 +17,12 @@ model: the figures are the **operator's own overhead**, not inference performanc
 Measured:
 - reconcile latency per matrix, from the return of its create call to kopf's finalizer (picked up), its first
   runner Job, the operator's first status write and Completed (p50/p95/max);
-- API calls the operator makes, counted one by one by bench/apiproxy.py, a reverse proxy that only the
+- API calls the operator makes, counted one by one by perf/apiproxy.py, a reverse proxy that only the
   operator's kubeconfig points at (startup calls separated from the run), per cell and by verb/resource;
 - the operator process's RSS from /proc (peak, final, the kernel's high-water mark) and its thread count;
 - total wall time and cells per second.
 
-Run: `python -m bench.operator_scale --out results/bench/operator-scale.json` (from the repository root;
+Run: `python -m perf.operator_scale --out results/bench/operator-scale.json` (from the repository root;
 `--matrices 5 --nodes 50` for a smoke run). Ctrl-C stops everything and deletes the cluster.
 """
 
@@ -51,10 +51,10 @@ import yaml
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 
-from bench.apiproxy import COUNTS_PATH
-from bench.proc_sampler import ProcSampler
-from bench.scale_timeline import GROUP, PLURAL, VERSION, Timeline
-from bench.sim_runner import RUNNER_POOL, RunnerPool, prepare_result
+from perf.apiproxy import COUNTS_PATH
+from perf.proc_sampler import ProcSampler
+from perf.scale_timeline import GROUP, PLURAL, VERSION, Timeline
+from perf.sim_runner import RUNNER_POOL, RunnerPool, prepare_result
 from kubeinfer import __version__
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix
 from kubeinfer.settings import Settings
@@ -141,10 +141,10 @@ def admin_endpoint(cluster: Cluster, workdir: Path) -> tuple[str, Path]:
 
 @contextmanager
 def counting_proxy(upstream: str, ca: Path, log_path: Path) -> Iterator[str]:
-    """bench/apiproxy.py in its own process (so its CPU is not the operator's); yields its http URL."""
+    """perf/apiproxy.py in its own process (so its CPU is not the operator's); yields its http URL."""
     with log_path.open("ab") as errors:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.apiproxy", "--upstream", upstream, "--ca", str(ca)],
+            [sys.executable, "-m", "perf.apiproxy", "--upstream", upstream, "--ca", str(ca)],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             stderr=errors,
@@ -173,7 +173,7 @@ def operator_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`kubeinfer operator run` as the tests run it, with runner Jobs sent to the simulated runner pool.
 
-    With `executor_threads` (a what-if, never the default) the same CLI runs through bench/kopf_threads.py.
+    With `executor_threads` (a what-if, never the default) the same CLI runs through perf/kopf_threads.py.
     """
     env = {
         **os.environ,
@@ -183,7 +183,7 @@ def operator_process(
     }
     if poll_seconds is not None:
         env["KUBEINFER_OPERATOR__POLL_SECONDS"] = str(poll_seconds)
-    entry = ["kubeinfer.cli.main"] if executor_threads is None else ["bench.kopf_threads", str(executor_threads)]
+    entry = ["kubeinfer.cli.main"] if executor_threads is None else ["perf.kopf_threads", str(executor_threads)]
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", *entry, "operator", "run", "--namespace", NAMESPACE],
@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         "--executor-threads",
         type=int,
         default=None,
-        help="what-if: resize kopf's sync thread pool (bench/kopf_threads.py); default: the operator unchanged",
+        help="what-if: resize kopf's sync thread pool (perf/kopf_threads.py); default: the operator unchanged",
     )
     parser.add_argument("--out", default="results/bench/operator-scale.json")
     args = parser.parse_args(argv)

@@ -224,7 +224,7 @@ class RunnerPool:
             "type": "Ready",
             "status": "True",
             "reason": "KubeletReady",
-            "message": "simulated runner pool (bench/sim_runner.py)",
+            "message": "simulated runner pool (perf/sim_runner.py)",
             "lastHeartbeatTime": now,
             "lastTransitionTime": now,
         }

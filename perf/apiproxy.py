@@ -6,7 +6,7 @@ on loopback and forwards to the apiserver over TLS, verifying the apiserver's CA
 passes through untouched, so the apiserver still authenticates and authorizes the operator's ServiceAccount.
 
 `GET /_proxy/counts` answers the counts so far as JSON; that path never reaches the apiserver.
-Run: `python -m bench.apiproxy --upstream https://127.0.0.1:6443 --ca ca.crt` (prints its port on stdout).
+Run: `python -m perf.apiproxy --upstream https://127.0.0.1:6443 --ca ca.crt` (prints its port on stdout).
 """
 
 from __future__ import annotations

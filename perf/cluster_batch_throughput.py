@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.gateway_throughput import drive_direct, requests
+from perf.gateway_throughput import drive_direct, requests
 from hack.kubelet_standin import start_standin
 from kubeinfer.settings import Settings
 from tests.integration.batch_env import Env, batch_env
