@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, kwok, kwokctl) from Go modules into a versioned cache folder. Idempotent: returns at once when the
+# kubectl, kwok, kwokctl) and the node binaries of the kind node image (kubelet, kubeadm, kube-proxy) from Go modules into a versioned cache folder. Idempotent: returns at once when the
 # binaries for these versions are already there. Go's module and build caches stay in Go's defaults.
 set -euo pipefail
 
@@ -12,7 +12,7 @@ CACHE_DIR="${KUBEINFER_CACHE_DIR:-$HOME/.cache/kubeinfer}"
 ROOT="$CACHE_DIR/k8s/$K8S_VERSION"
 BIN="$ROOT/bin"
 SRC="$ROOT/src"
-K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kubeadm kube-proxy)
 ALL_BINS=("${K8S_CMDS[@]}" etcd kwok kwokctl)
 VERSIONS_WANTED="kubernetes=$K8S_VERSION
 etcd=$ETCD_VERSION

@@ -122,6 +122,18 @@ def cmake_options(isa: dict[str, bool]) -> list[str]:
     return [f"-D{k}={v}" for k, v in merged.items()]
 
 
+def _extract(archive: tarfile.TarFile, dest: Path, members: list[tarfile.TarInfo]) -> None:
+    """Extract with the "data" filter where Python has it (3.11.4+; Debian bookworm's 3.11.2 does not)."""
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(dest, members=members, filter="data")
+        return
+    root = dest.resolve()
+    for member in members:
+        if not (member.isfile() or member.isdir()) or not (dest / member.name).resolve().is_relative_to(root):
+            raise EngineBuildError(f"refusing to extract {member.name!r} from the sdist")
+    archive.extractall(dest, members=members)
+
+
 def build(
     root: Path,
     jobs: int = 0,
@@ -141,7 +153,7 @@ def build(
             log(f"extract {sdist.name}")
             with tarfile.open(sdist) as archive:
                 members = [m for m in archive.getmembers() if "/vendor/llama.cpp/" in m.name + "/"]
-                archive.extractall(work, members=members, filter="data")
+                _extract(archive, work, members)
             source = next(work.glob("*/vendor/llama.cpp"))
             build_dir = work / "build"
             _run(
