@@ -91,8 +91,7 @@ IMAGE_llama-server-cuda := $(IMAGE_REGISTRY)/llama-server-cuda:$(ENGINE_VERSION)
 DOCKERFILE_kubeinfer := images/Dockerfile
 DOCKERFILE_llama-server := images/Dockerfile
 DOCKERFILE_llama-server-cuda := images/cuda.Dockerfile
-IMAGES ?= kubeinfer llama-server llama-server-cuda
-DOCKER_BUILD ?= $(shell docker buildx version >/dev/null 2>&1 && echo docker buildx build --load || echo docker build)
+IMAGES ?= kubeinfer llama-server
 
 ## helm-build: helm from its Go module (cached in $(KUBEINFER_CACHE_DIR)/helm/<version>; HELM_BIN uses your own)
 helm-build:
@@ -112,20 +111,32 @@ chart-lint: helm-build
 	$(HELM) lint $(CHART)
 	for f in $(CHART)/ci/*-values.yaml; do $(HELM) lint $(CHART) --quiet -f $$f || exit 1; done
 
-## images: build the Python image and the llama.cpp CPU and CUDA images (IMAGES="kubeinfer llama-server" for CPU only)
+## images: the kubeinfer and llama.cpp CPU images as archives cached by content (Docker, else podman/buildah with a
+## debootstrap base; IMAGES="kubeinfer llama-server llama-server-cuda" adds the CUDA image where you can build it)
+IMAGE_SPECS = $(foreach i,$(IMAGES),$(i)=$(IMAGE_$(i))@$(DOCKERFILE_$(i)))
 images:
-	$(foreach i,$(IMAGES),$(DOCKER_BUILD) -f $(DOCKERFILE_$(i)) --target $(i) -t $(IMAGE_$(i)) . &&) true
+	hack/kind/images.sh $(IMAGE_SPECS)
 
-## kind-up: kind cluster, CPU images loaded, chart installed, quickstart matrix applied (docs/kind.md)
-kind-up: helm-build
-	$(MAKE) --no-print-directory images IMAGES="kubeinfer llama-server"
-	HELM=$(HELM) IMAGES="$(IMAGE_kubeinfer) $(IMAGE_llama-server)" hack/helm/kind.sh up
+## kind-node-image: a kind node image built with no registry (debootstrap, kubelet/kubeadm and control-plane images
+## from Go modules); cached by content, a second run only prints its name
+kind-node-image: cluster-build
+	hack/kind/install.sh
+	hack/kind/node-image.sh
 
-## kind-down: delete the kind cluster
+## kind-up: a kind cluster (Docker, else podman), the images loaded, the chart installed and tested; its last three
+## lines are `export KUBECONFIG/OPENAI_BASE_URL/OPENAI_API_KEY=...` for eval (docs/kind.md). KIND_WORKERS=N adds nodes
+kind-up: cluster-build helm-build
+	HELM=$(HELM) IMAGES="$(IMAGE_SPECS)" hack/kind/cluster.sh up
+
+## kind-down: delete the kind cluster, its network and state folder (images and build caches stay: kind-clean)
 kind-down:
-	hack/helm/kind.sh down
+	hack/kind/cluster.sh down
 
-.PHONY: helm-build chart-crds chart-rbac chart-lint images kind-up kind-down
+## kind-clean: kind-down, then the offline node and base images and the image archives
+kind-clean: kind-down
+	hack/kind/clean.sh
+
+.PHONY: helm-build chart-crds chart-rbac chart-lint images kind-node-image kind-up kind-down kind-clean
 
 ## prometheus: Debian's prometheus and promtool unpacked into $(KUBEINFER_CACHE_DIR)/prometheus/bin (no service started)
 prometheus:

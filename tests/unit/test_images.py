@@ -1,6 +1,6 @@
 """The images' Dockerfiles, checked without Docker (none runs here): entry points, tags, versions, user.
 
-`make -n images` gives the exact `docker build` commands, so the tags checked are the ones `make images`
+`make -n images` gives the exact targets, tags and Dockerfiles, so the tags checked are the ones `make images`
 builds; they must equal OperatorSettings' defaults and the chart's values, or the operator would start pods
 with images nobody built.
 """
@@ -85,17 +85,20 @@ class Build:
 
 
 def make_images_builds() -> list[Build]:
-    """The `docker build` commands `make images` would run, read from `make -n`."""
+    """The images `make images` would build (all three), read from the `TARGET=TAG@DOCKERFILE` specs of `make -n`."""
     out = subprocess.run(
-        ["make", "-s", "-n", "images"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ["make", "-s", "-n", "images", "IMAGES=kubeinfer llama-server llama-server-cuda"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
+    words = shlex.split(out)
+    assert words[0] == "hack/kind/images.sh", out
     builds = []
-    for command in out.replace("&&", "\n").splitlines():
-        words = shlex.split(command)
-        if "build" not in words:
-            continue
-        dockerfile, target, tag = (words[words.index(flag) + 1] for flag in ("-f", "--target", "-t"))
-        assert words[-1] == ".", "images build from the repository root"
+    for spec in words[1:]:
+        target, _, rest = spec.partition("=")
+        tag, _, dockerfile = rest.rpartition("@")
         builds.append(Build(REPO_ROOT / dockerfile, target, tag))
     return builds
 

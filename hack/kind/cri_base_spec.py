@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""Print the OCI base spec kind's node image gives containerd (`/etc/containerd/cri-base.json`).
+
+kind's base image runs `ctr oci spec`, adds its mount-product-files.sh createContainer hook and drops the
+default rlimits (so pods inherit the node's); the same edits, without jq.
+"""
+
+import json
+import subprocess
+
+spec = json.loads(subprocess.run(["ctr", "oci", "spec"], check=True, capture_output=True, text=True).stdout)
+spec.setdefault("hooks", {}).setdefault("createContainer", []).append({"path": "/kind/bin/mount-product-files.sh"})
+spec["process"].pop("rlimits", None)
+print(json.dumps(spec, indent=2))
