@@ -19,16 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kubeinfer.batch.shard_worker import error_line
+from kubeinfer.batch.lines import missing_line
 from kubeinfer.batch.shards import BatchLayout
 
 log = logging.getLogger(__name__)
-
-#: Messages of the error lines written for requests that never got an answer.
-MISSING_MESSAGES = {
-    "batch_expired": "This request could not be executed before the batch expired.",
-    "worker_failed": "The batch's worker for this request failed too often; the request was not answered.",
-}
 
 
 @dataclass
@@ -129,8 +123,7 @@ def merge_batch(layout: BatchLayout, input_path: Path, missing_code: str | None 
                         result.prompt_tokens += prompt
                         result.completion_tokens += completion
                 elif missing_code is not None:
-                    message = MISSING_MESSAGES.get(missing_code, missing_code)
-                    missing = error_line(custom_id, missing_code, message)
+                    missing = missing_line(custom_id, missing_code)
                     _write(err, (json.dumps(missing, separators=(",", ":")) + "\n").encode())
                     result.failed += 1
             for written in (out, err):

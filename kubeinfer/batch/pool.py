@@ -77,6 +77,8 @@ class EndpointPool:
 
     def choose(self, urls: list[str], body: Any) -> str:
         """The replica for `body` among `urls`; quarantined ones only when every replica is."""
+        if len(urls) == 1:  # nothing to choose: the prompt is not even looked at
+            return urls[0]
         now = time.monotonic()
         usable = [u for u in urls if self.down_until.get(u, 0.0) <= now] or urls
         if not self.prefix_routing:
@@ -117,3 +119,18 @@ class EndpointPool:
         for client in self.clients.values():
             await client.aclose()
         self.clients.clear()
+
+
+def single(engine: EngineClient) -> EndpointPool:
+    """A pool of one engine that its caller owns and closes: the embedded gateway's llama-server.
+
+    Its client is used as it is, so the caller's request deadline and readiness wait apply to every request.
+    """
+
+    async def resolve() -> list[str]:
+        return [engine.base_url]
+
+    pool = EndpointPool(resolve)
+    pool.clients[engine.base_url] = engine
+    pool.inflight[engine.base_url] = 0
+    return pool

@@ -1,4 +1,9 @@
-"""Execute one batch against the engine: validate, stream requests, checkpoint, finalize.
+"""One batch of the embedded gateway from validation to its files; its requests run as shard 0 of 1.
+
+The requests themselves are sent by the same worker as a cluster batch's (kubeinfer.batch.shard_worker),
+over a pool of the gateway's one engine, so retries, the request deadline, prefix grouping, result lines
+and the checkpoint are the same code in both modes. This module adds what only the embedded gateway has:
+validation, the batch record, cancel, expiry and publishing the result logs as files.
 
 The runner is the only writer of a batch record while the batch runs; the API asks it to cancel
 instead of editing the record, so progress saves never overwrite a user's cancel.
@@ -7,63 +12,26 @@ instead of editing the record, so progress saves never overwrite a user's cancel
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
-import random
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubeinfer.batch.checkpoint import ResultLog
-from kubeinfer.batch.engine import EngineClient, TransientEngineError
-from kubeinfer.batch.schedule import pending_offsets
+from kubeinfer.batch.pool import EndpointPool
+from kubeinfer.batch.shard_worker import ShardWorker, WorkerConfig
+from kubeinfer.batch.shards import BatchLayout
 from kubeinfer.batch.validation import validate_input
 from kubeinfer.metrics import batch as metrics
-from kubeinfer.metrics.usage import usage_of
 from kubeinfer.storage.blobs import BlobStore, hash_file
 from kubeinfer.storage.records import BatchRecord, FileRecord, MetadataStore, now
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class RunnerConfig:
-    #: Requests in flight at once; 0 means `slot_multiple` times the engine's parallel slots.
-    concurrency: int = 0
-    #: One request waiting at the engine per busy slot, so a freed slot starts its next request at once
-    #: instead of idling for a gateway round trip (measured: 2x slots is the direct driver's optimum too).
-    slot_multiple: int = 2
-    max_attempts: int = 4
-    backoff_seconds: float = 0.5
-    backoff_max_seconds: float = 10.0
-    progress_interval_seconds: float = 1.0
-
-
-class _Busy:
-    """Wall time during which at least one request is at the engine: the batch's inference time."""
-
-    def __init__(self) -> None:
-        self.inflight = 0
-        self.since = 0.0
-        self.seconds = 0.0
-
-    def enter(self) -> None:
-        if self.inflight == 0:
-            self.since = time.monotonic()
-        self.inflight += 1
-
-    def leave(self) -> None:
-        self.inflight -= 1
-        if self.inflight == 0:
-            self.seconds += time.monotonic() - self.since
-
-    def total(self) -> float:
-        """Busy seconds so far, counting the interval still open."""
-        return self.seconds + (time.monotonic() - self.since if self.inflight else 0.0)
+#: The embedded gateway's worker settings: results saved every second, the gateway's default attempts.
+EMBEDDED = WorkerConfig(max_attempts=4, progress_seconds=1.0)
 
 
 class BatchRunner:
@@ -71,37 +39,58 @@ class BatchRunner:
         self,
         meta: MetadataStore,
         blobs: BlobStore,
-        engine: EngineClient,
-        work_root: Path,
+        pool: EndpointPool,
+        data_dir: Path,
         known_models: Callable[[], Collection[str]],
-        config: RunnerConfig | None = None,
+        config: WorkerConfig = EMBEDDED,
     ) -> None:
+        """`data_dir`: the gateway's data directory; a running batch's logs live in `work/<batch>/`."""
         self.meta = meta
         self.blobs = blobs
-        self.engine = engine
-        self.work_root = work_root
+        self.pool = pool
+        self.data_dir = data_dir
         self.known_models = known_models
-        self.config = config or RunnerConfig()
-        self.current: BatchRecord | None = None
-        #: Unix time the running batch last started or finished a request: its heartbeat.
-        self.last_progress: float | None = None
+        self.config = config
+        self._current: BatchRecord | None = None
+        self._worker: ShardWorker | None = None
+        #: Inference seconds of the running batch before this process resumed it.
+        self._base_seconds = 0.0
+        self._started = 0.0
+
+    @property
+    def current(self) -> BatchRecord | None:
+        """The running batch, with its counts as of now (ahead of the last progress save)."""
+        rec = self._current
+        if rec is not None:
+            self._sync(rec)
+        return rec
+
+    @property
+    def last_progress(self) -> float | None:
+        """Unix time the running batch last started or finished a request: its heartbeat."""
+        if self._current is None:
+            return None
+        return self._worker.heartbeat if self._worker is not None else self._started
 
     def request_cancel(self) -> BatchRecord | None:
-        """Mark the running batch as cancelling; the dispatch loop stops at its next request."""
+        """Mark the running batch as cancelling; the worker sends no further request."""
         rec = self.current
         if rec is not None and rec.status in ("validating", "in_progress"):
             rec.status, rec.cancelling_at = "cancelling", now()
             self.meta.save_batch(rec)
+            if self._worker is not None:
+                self._worker.stop()
         return rec
 
     async def run(self, batch_id: str) -> None:
         rec = self.meta.get_batch(batch_id)
         if rec is None or rec.terminal:
             return
-        self.current = rec
-        self.last_progress = time.time()
+        self._current = rec
+        self._started = time.time()
         metrics.RUNNING.set(1)
         try:
+            await asyncio.to_thread(_adopt_unsharded_logs, self._layout(rec))
             if rec.status == "validating":
                 await self._validate(rec)
             if rec.status in ("in_progress", "cancelling"):
@@ -110,11 +99,14 @@ class BatchRunner:
                 await self._finalize(rec)
         finally:
             self.meta.save_batch(rec)
-            self.current = None
+            self._current = None
             metrics.RUNNING.set(0)
             metrics.record_progress(0, 0)
             if rec.terminal:
                 metrics.BATCHES.labels(rec.status).inc()
+
+    def _layout(self, rec: BatchRecord) -> BatchLayout:
+        return BatchLayout(self.data_dir, rec.id)
 
     async def _validate(self, rec: BatchRecord) -> None:
         input_file = self.meta.get_file(rec.input_file_id)
@@ -149,141 +141,46 @@ class BatchRunner:
         self.meta.save_batch(rec)
         log.info("batch failed validation", extra={"batch_id": rec.id, "errors": len(errors)})
 
-    def _logs(self, rec: BatchRecord) -> tuple[ResultLog, ResultLog]:
-        work = self.work_root / rec.id
-        return ResultLog(work / "output.jsonl"), ResultLog(work / "errors.jsonl")
-
     async def _execute(self, rec: BatchRecord) -> None:
-        output, errors = self._logs(rec)
-        out_state, err_state = output.recover(), errors.recover()
-        rec.completed, rec.failed = out_state.lines, err_state.lines
-        rec.prompt_tokens, rec.completion_tokens = out_state.prompt_tokens, out_state.completion_tokens
-        if out_state.truncated_bytes or err_state.truncated_bytes:
-            log.warning("cut torn result line", extra={"batch_id": rec.id})
+        """Send every unanswered request (none once cancelling: the logs are only recovered and counted)."""
         input_path = await asyncio.to_thread(self.blobs.local_path, rec.input_file_id)
-        done = out_state.done | err_state.done
-        offsets = await asyncio.to_thread(pending_offsets, input_path, done)
-        del done
-        concurrency = self.config.concurrency or await self.engine.slots() * self.config.slot_multiple
-        log.info("batch running", extra={"batch_id": rec.id, "pending": len(offsets), "concurrency": concurrency})
-        busy = _Busy()
-        base_seconds = rec.inference_seconds
-        last_save = time.monotonic()
-        semaphore = asyncio.Semaphore(concurrency)
-        stopped_at: int | None = None
+        worker = ShardWorker(self._layout(rec), input_path, rec.endpoint, self.pool, self.config, None, rec.expires_at)
+        if rec.status != "in_progress":
+            worker.stop()
+        self._worker, self._base_seconds = worker, rec.inference_seconds
+        saver = asyncio.create_task(self._save_every(rec))
         try:
-            with input_path.open("rb") as source:
-                async with asyncio.TaskGroup() as group:
-                    for index, offset in enumerate(offsets):
-                        await semaphore.acquire()
-                        if rec.status != "in_progress" or self._expired(rec):
-                            semaphore.release()
-                            stopped_at = index
-                            break
-                        source.seek(offset)
-                        raw = source.readline()
-                        group.create_task(self._one(rec, raw, output, errors, busy, semaphore))
-                        if time.monotonic() - last_save > self.config.progress_interval_seconds:
-                            rec.inference_seconds = base_seconds + busy.total()
-                            self.meta.save_batch(rec)
-                            last_save = time.monotonic()
-                if stopped_at is not None and rec.status == "in_progress":  # expired
-                    for offset in offsets[stopped_at:]:
-                        source.seek(offset)
-                        custom_id = _custom_id(source.readline())
-                        errors.append(
-                            _error_line(
-                                custom_id,
-                                "batch_expired",
-                                "This request could not be executed before the batch expired.",
-                            )
-                        )
-                        rec.failed += 1
-                        metrics.REQUESTS.labels("expired").inc()
-                    rec.status, rec.expired_at = "expired", now()
+            await worker.run(0, 1)
         finally:
-            rec.inference_seconds = base_seconds + busy.total()
-            output.close()
-            errors.close()
-        if rec.status == "in_progress":
+            saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saver
+            self._sync(rec)
+            self._worker = None
+        if worker.stopped == "expired" and rec.status == "in_progress":
+            rec.status, rec.expired_at = "expired", now()
+            await asyncio.to_thread(self._publish, rec)
+        elif rec.status == "in_progress":
             rec.status, rec.finalizing_at = "finalizing", now()
             self.meta.save_batch(rec)
-        elif rec.status == "expired":
-            self._publish(rec)
 
-    def _expired(self, rec: BatchRecord) -> bool:
-        return rec.expires_at is not None and time.time() >= rec.expires_at
+    def _sync(self, rec: BatchRecord) -> None:
+        """Copy the worker's counts and inference time into the record."""
+        worker = self._worker
+        progress = worker.progress if worker is not None else None
+        if worker is None or progress is None:  # not running, or still reading its logs back
+            return
+        rec.completed, rec.failed = progress.completed, progress.failed
+        rec.prompt_tokens, rec.completion_tokens = progress.prompt_tokens, progress.completion_tokens
+        rec.inference_seconds = self._base_seconds + worker.busy.total()
+        metrics.record_progress(rec.completed + rec.failed, rec.total)
 
-    async def _one(
-        self,
-        rec: BatchRecord,
-        raw: bytes,
-        output: ResultLog,
-        errors: ResultLog,
-        busy: _Busy,
-        semaphore: asyncio.Semaphore,
-    ) -> None:
-        try:
-            request = _loads(raw)
-            custom_id = request["custom_id"]
-            # a batch answer is one JSON body; a streamed one could not be stored as such
-            body = {k: v for k, v in request["body"].items() if k not in ("stream", "stream_options")}
-            reply = None
-            failure = ""
-            busy.enter()
-            metrics.REQUESTS_IN_FLIGHT.inc()
-            sent = time.monotonic()
-            try:
-                for attempt in range(self.config.max_attempts):
-                    if attempt:
-                        metrics.RETRIES.inc()
-                    try:
-                        reply = await self.engine.post(rec.endpoint, body)
-                        break
-                    except TransientEngineError as exc:
-                        failure = str(exc)
-                        if attempt + 1 < self.config.max_attempts:
-                            delay = min(self.config.backoff_max_seconds, self.config.backoff_seconds * 2**attempt)
-                            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
-            finally:
-                busy.leave()
-                metrics.REQUESTS_IN_FLIGHT.dec()
-                metrics.REQUEST_DURATION.observe(time.monotonic() - sent)
-            if reply is None:
-                line = _error_line(
-                    custom_id, "engine_unavailable", f"gave up after {self.config.max_attempts} attempts: {failure}"
-                )
-                await asyncio.to_thread(errors.append, line)
-                rec.failed += 1
-                metrics.REQUESTS.labels("failed").inc()
-                return
-            line = {
-                "id": f"batch_req_{secrets.token_hex(12)}",
-                "custom_id": custom_id,
-                "response": {
-                    "status_code": reply.status_code,
-                    "request_id": reply.request_id or f"req_{secrets.token_hex(12)}",
-                    "body": reply.body,
-                },
-                "error": None,
-            }
-            if reply.status_code == 200:
-                await asyncio.to_thread(output.append, line)
-                rec.completed += 1
-                metrics.REQUESTS.labels("completed").inc()
-                usage = reply.body.get("usage") if isinstance(reply.body, dict) else None
-                if isinstance(usage, dict):
-                    rec.prompt_tokens += int(usage.get("prompt_tokens", 0))
-                    rec.completion_tokens += int(usage.get("completion_tokens", 0))
-                metrics.record_tokens(usage_of(reply.body))
-            else:
-                await asyncio.to_thread(errors.append, line)
-                rec.failed += 1
-                metrics.REQUESTS.labels("failed").inc()
-        finally:
-            semaphore.release()
-            self.last_progress = time.time()
-            metrics.record_progress(rec.completed + rec.failed, rec.total)
+    async def _save_every(self, rec: BatchRecord) -> None:
+        """Progress saves on the event loop, between the API's own edits (a cancel), never across them."""
+        while True:
+            await asyncio.sleep(self.config.progress_seconds)
+            self._sync(rec)
+            self.meta.save_batch(rec)
 
     async def _finalize(self, rec: BatchRecord) -> None:
         """Publish the logs as files, then take the final status; idempotent, so a crash here is finished by the
@@ -299,9 +196,9 @@ class BatchRunner:
         log.info("batch finished", extra={"batch_id": rec.id, "status": rec.status})
 
     def _publish(self, rec: BatchRecord) -> None:
-        output, errors = self._logs(rec)
+        layout = self._layout(rec)
         suffix = rec.id.removeprefix("batch-")
-        for kind, result_log in (("output", output), ("errors", errors)):
+        for kind, result_log in zip(("output", "errors"), layout.logs(0), strict=True):
             key = f"file-{kind}-{suffix}"
             if result_log.path.exists():
                 if result_log.path.stat().st_size == 0:
@@ -320,23 +217,14 @@ class BatchRunner:
             else:
                 rec.error_file_id = key
         self.meta.save_batch(rec)
-        shutil.rmtree(self.work_root / rec.id, ignore_errors=True)
+        shutil.rmtree(layout.work, ignore_errors=True)
         log.info("batch files published", extra={"batch_id": rec.id, "completed": rec.completed, "failed": rec.failed})
 
 
-def _loads(raw: bytes) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(raw)
-    return value
-
-
-def _custom_id(raw: bytes) -> str:
-    return str(_loads(raw)["custom_id"])
-
-
-def _error_line(custom_id: str, code: str, message: str) -> dict[str, Any]:
-    return {
-        "id": f"batch_req_{secrets.token_hex(12)}",
-        "custom_id": custom_id,
-        "response": None,
-        "error": {"code": code, "message": message},
-    }
+def _adopt_unsharded_logs(layout: BatchLayout) -> None:
+    """Give the logs of a batch begun by a gateway before the shared worker (`output.jsonl`, `errors.jsonl`)
+    the names of shard 0, so an upgrade mid-batch resumes it instead of sending its requests again."""
+    for old, log_ in zip(("output.jsonl", "errors.jsonl"), layout.logs(0), strict=True):
+        legacy = layout.work / old
+        if legacy.exists() and not log_.path.exists():
+            legacy.rename(log_.path)

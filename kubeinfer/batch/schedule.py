@@ -1,15 +1,14 @@
 """Order a batch's pending requests so that requests sharing a prompt prefix run back to back.
 
 llama-server keeps each slot's last prompt in its KV cache and picks the slot whose cached prompt is
-most similar, so consecutive requests with the same system prompt skip re-evaluating it. Only byte
-offsets are kept in memory; the lines themselves are read again when they are sent.
+most similar, so consecutive requests with the same system prompt skip re-evaluating it. The worker
+(kubeinfer.batch.shards.shard_offsets) keeps only byte offsets in memory and reads each line again to send it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 #: Characters of a completion prompt that decide its group.
@@ -32,18 +31,3 @@ def prefix_key(body: Any) -> str:
         return hashlib.blake2b(prompt[:COMPLETION_PREFIX_CHARS].encode(), digest_size=8).hexdigest()
     return ""
 
-
-def pending_offsets(path: Path, done: set[str]) -> list[int]:
-    """Byte offsets of the lines not answered yet, grouped by prefix in order of first appearance."""
-    groups: dict[str, list[int]] = {}
-    offset = 0
-    with path.open("rb") as handle:
-        for raw in handle:
-            start, offset = offset, offset + len(raw)
-            if not raw.strip():
-                continue
-            request = json.loads(raw)
-            if request["custom_id"] in done:
-                continue
-            groups.setdefault(prefix_key(request.get("body")), []).append(start)
-    return [start for starts in groups.values() for start in starts]

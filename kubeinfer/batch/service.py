@@ -1,7 +1,9 @@
-"""The batch queue of one gateway: create, list, cancel, and a background loop running batches in order.
+"""The batches of a gateway behind one protocol, and the embedded gateway's queue that implements it.
 
-Batches run one at a time because they share one engine whose slots a single batch already fills.
-On start the loop re-queues every batch a previous process left unfinished.
+`BatchBackend` is what the API and the console ask of batches; the embedded queue here and the cluster's
+BatchJobs (kubeinfer.gateway.cluster_batches) both answer it. Embedded, batches run one at a time because
+they share one engine whose slots a single batch already fills; on start the loop re-queues every batch a
+previous process left unfinished.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Protocol
 
 from kubeinfer.batch.runner import BatchRunner
 from kubeinfer.batch.validation import SUPPORTED_ENDPOINTS
@@ -59,7 +61,34 @@ def check_batch_request(
     return input_file
 
 
+class BatchBackend(Protocol):
+    """The calls behind `/v1/batches`, `/v1/jobs` and the console's batch pages, in either gateway mode."""
+
+    async def create(
+        self,
+        project: str,
+        input_file_id: str,
+        endpoint: str,
+        completion_window: str,
+        metadata: dict[str, str] | None,
+    ) -> BatchRecord: ...
+
+    async def get(self, project: str, batch_id: str) -> BatchRecord: ...
+
+    async def page(self, project: str, limit: int, after: str | None) -> list[BatchRecord]:
+        """Newest first; `after` is the last id of the previous page."""
+        ...
+
+    async def cancel(self, project: str, batch_id: str) -> BatchRecord: ...
+
+    async def all_records(self, project: str, limit: int, status: str | None) -> list[BatchRecord]:
+        """Newest first, optionally of one status."""
+        ...
+
+
 class BatchService:
+    """The embedded gateway's `BatchBackend`: a queue on the event loop, run by one `BatchRunner`."""
+
     def __init__(self, meta: MetadataStore, runner: BatchRunner) -> None:
         self.meta = meta
         self.runner = runner
@@ -102,7 +131,7 @@ class BatchService:
                     self.meta.save_batch(rec)
                     metrics.BATCHES.labels("failed").inc()
 
-    def create(
+    async def create(
         self,
         project: str,
         input_file_id: str,
@@ -127,7 +156,7 @@ class BatchService:
         log.info("batch created", extra={"batch_id": rec.id, "project": project})
         return rec
 
-    def get(self, project: str, batch_id: str) -> BatchRecord:
+    async def get(self, project: str, batch_id: str) -> BatchRecord:
         running = self.runner.current
         if running is not None and running.id == batch_id and running.project == project:
             return running  # live counts, ahead of the last progress save
@@ -136,13 +165,13 @@ class BatchService:
             raise BatchNotFound(batch_id)
         return rec
 
-    def page(self, project: str, limit: int, after: str | None) -> list[BatchRecord]:
+    async def page(self, project: str, limit: int, after: str | None) -> list[BatchRecord]:
         records = self.meta.list_batches(project, limit, after)
         running = self.runner.current
         return [running if running is not None and r.id == running.id else r for r in records]
 
-    def cancel(self, project: str, batch_id: str) -> BatchRecord:
-        rec = self.get(project, batch_id)
+    async def cancel(self, project: str, batch_id: str) -> BatchRecord:
+        rec = await self.get(project, batch_id)
         if rec.terminal or rec.status in ("cancelling", "finalizing"):
             if rec.status in ("completed", "failed", "expired"):
                 raise InvalidBatchRequest(f"Batch {batch_id} is {rec.status} and cannot be cancelled")
@@ -167,7 +196,7 @@ class BatchService:
             return None
         return rec, self.runner.last_progress
 
-    def all_records(self, project: str, limit: int, status: str | None) -> list[BatchRecord]:
+    async def all_records(self, project: str, limit: int, status: str | None) -> list[BatchRecord]:
         return self.meta.list_batches(project, limit, status=status)
 
 

@@ -1,8 +1,14 @@
-"""Run one shard of a cluster batch: the unanswered requests of its line range, against all model replicas.
+"""Execute batch requests: the one engine of both gateway modes.
 
-The shard's result logs (kubeinfer.batch.checkpoint) are its checkpoint: a worker killed at any moment is
-replaced by one that recovers the logs, cuts a torn last line and sends only requests without a line. An
-exclusive lock on the shard keeps a replacement from writing while its predecessor is still alive.
+A cluster batch runs one shard per worker pod against all model replicas; the embedded gateway runs its
+batch as shard 0 of 1 against a pool of its one llama-server (kubeinfer.batch.runner). Either way the
+requests of the shard are grouped by prompt prefix, sent with bounded retries and back-off (each attempt
+under the engine client's deadline), and answered by one line in the shard's result logs
+(kubeinfer.batch.checkpoint), which are its checkpoint: a worker killed at any moment is replaced by one
+that recovers the logs, cuts a torn last line and sends only requests without a line. An exclusive lock
+on the shard keeps a replacement from writing while its predecessor is still alive. A worker can be told
+to stop dispatching (a cancel) and, given the batch's expiry, writes `batch_expired` lines for what it
+could not send in time.
 """
 
 from __future__ import annotations
@@ -13,16 +19,16 @@ import json
 import logging
 import math
 import random
-import secrets
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from kubeinfer.batch.checkpoint import ResultLog
 from kubeinfer.batch.engine import EngineReply, TransientEngineError
+from kubeinfer.batch.lines import error_line, missing_line, reply_line
 from kubeinfer.batch.pool import EndpointPool
 from kubeinfer.batch.schedule import prefix_key
 from kubeinfer.batch.shards import BatchLayout, Shard, count_requests, plan, shard_offsets
@@ -61,26 +67,27 @@ class WorkerConfig:
     group_prefixes: bool = True
 
 
-def error_line(custom_id: str, code: str, message: str) -> dict[str, Any]:
-    return {
-        "id": f"batch_req_{secrets.token_hex(12)}",
-        "custom_id": custom_id,
-        "response": None,
-        "error": {"code": code, "message": message},
-    }
+class BusyClock:
+    """Wall time during which at least one request is at the engine: the batch's inference time."""
 
+    def __init__(self) -> None:
+        self.inflight = 0
+        self.since = 0.0
+        self.seconds = 0.0
 
-def reply_line(custom_id: str, reply: EngineReply) -> dict[str, Any]:
-    return {
-        "id": f"batch_req_{secrets.token_hex(12)}",
-        "custom_id": custom_id,
-        "response": {
-            "status_code": reply.status_code,
-            "request_id": reply.request_id or f"req_{secrets.token_hex(12)}",
-            "body": reply.body,
-        },
-        "error": None,
-    }
+    def enter(self) -> None:
+        if self.inflight == 0:
+            self.since = time.monotonic()
+        self.inflight += 1
+
+    def leave(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.seconds += time.monotonic() - self.since
+
+    def total(self) -> float:
+        """Busy seconds so far, counting the interval still open."""
+        return self.seconds + (time.monotonic() - self.since if self.inflight else 0.0)
 
 
 def groups_in_key_order(path: Path, offsets: list[int]) -> list[int]:
@@ -99,12 +106,15 @@ def groups_in_key_order(path: Path, offsets: list[int]) -> list[int]:
     return sorted(offsets, key=keys.__getitem__)
 
 
-@contextmanager
-def shard_lock(path: Path) -> Iterator[None]:
-    """Exclusive across processes sharing the volume; released by the kernel when a holder dies."""
+@asynccontextmanager
+async def shard_lock(path: Path) -> AsyncIterator[None]:
+    """Exclusive across processes sharing the volume; released by the kernel when a holder dies.
+
+    Waited for in a thread: the embedded gateway's event loop keeps serving while a predecessor holds it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -112,6 +122,13 @@ def shard_lock(path: Path) -> Iterator[None]:
 
 
 class ShardWorker:
+    """Send the unanswered requests of one shard and write one result line for each; see the module docstring.
+
+    `expires_at` (unix time): requests not sent by then get a `batch_expired` error line instead. While it
+    runs, `progress` holds the shard's counts, `busy` its inference time and `heartbeat` the unix time a
+    request last started or finished: what the embedded gateway shows live and saves.
+    """
+
     def __init__(
         self,
         layout: BatchLayout,
@@ -120,6 +137,7 @@ class ShardWorker:
         pool: EndpointPool,
         config: WorkerConfig | None = None,
         report: Callable[[ShardProgress], None] | None = None,
+        expires_at: float | None = None,
     ) -> None:
         self.layout = layout
         self.input_path = input_path
@@ -127,10 +145,21 @@ class ShardWorker:
         self.pool = pool
         self.config = config or WorkerConfig()
         self.report = report or (lambda _: None)
+        self.expires_at = expires_at
+        self.progress: ShardProgress | None = None
+        self.busy = BusyClock()
+        self.heartbeat = time.time()
+        #: Why dispatching ended before the last request: "cancelled" (`stop`) or "expired"; else None.
+        self.stopped: str | None = None
+        self._stop_requested = False
+
+    def stop(self) -> None:
+        """Send no further request; the ones at the engine finish and keep their lines (a cancel)."""
+        self._stop_requested = True
 
     async def run(self, index: int, count: int) -> ShardProgress:
         shard = plan(await asyncio.to_thread(count_requests, self.input_path), count, index)
-        with shard_lock(self.layout.lock(index)):
+        async with shard_lock(self.layout.lock(index)):
             output, errors = self.layout.logs(index)
             try:
                 return await self._run(shard, output, errors)
@@ -138,9 +167,20 @@ class ShardWorker:
                 output.close()
                 errors.close()
 
+    async def _pending(self, shard: Shard, done: set[str]) -> list[int]:
+        """Byte offsets of the shard's unanswered requests, in the order they are sent."""
+        offsets = await asyncio.to_thread(shard_offsets, self.input_path, shard, done)
+        if not self.config.group_prefixes:
+            offsets.sort()  # byte offsets in file order are the input's order
+        elif shard.count > 1:  # one worker alone has no peers to keep in step with: first appearance is kept
+            offsets = await asyncio.to_thread(groups_in_key_order, self.input_path, offsets)
+        return offsets
+
     async def _run(self, shard: Shard, output: ResultLog, errors: ResultLog) -> ShardProgress:
-        out_state, err_state = output.recover(), errors.recover()
-        progress = ShardProgress(
+        out_state, err_state = await asyncio.to_thread(output.recover), await asyncio.to_thread(errors.recover)
+        if out_state.truncated_bytes or err_state.truncated_bytes:
+            log.warning("cut torn result line", extra={"shard": shard.index})
+        progress = self.progress = ShardProgress(
             shard.index,
             shard.size,
             out_state.lines,
@@ -148,18 +188,20 @@ class ShardWorker:
             out_state.prompt_tokens,
             out_state.completion_tokens,
         )
-        offsets = await asyncio.to_thread(shard_offsets, self.input_path, shard, out_state.done | err_state.done)
-        if self.config.group_prefixes:
-            offsets = await asyncio.to_thread(groups_in_key_order, self.input_path, offsets)
-        else:
-            offsets.sort()  # byte offsets in file order are the input's order
+        offsets = await self._pending(shard, out_state.done | err_state.done)
+        del out_state, err_state
         concurrency = self.config.concurrency
         if not concurrency:
             slots = await self.pool.slots()
             concurrency = max(1, math.ceil(slots * self.config.slot_multiple / shard.count))
         log.info(
             "shard running",
-            extra={"shard": shard.index, "pending": len(offsets), "done": progress.completed + progress.failed},
+            extra={
+                "shard": shard.index,
+                "pending": len(offsets),
+                "done": progress.completed + progress.failed,
+                "concurrency": concurrency,
+            },
         )
         self.report(progress)
         semaphore = asyncio.Semaphore(concurrency)
@@ -167,16 +209,30 @@ class ShardWorker:
         try:
             with self.input_path.open("rb") as source:
                 async with asyncio.TaskGroup() as group:
-                    for offset in offsets:
+                    for position, offset in enumerate(offsets):
                         await semaphore.acquire()
+                        self.stopped = self._stop_reason()
+                        if self.stopped is not None:
+                            semaphore.release()
+                            offsets = offsets[position:]
+                            break
                         source.seek(offset)
                         raw = source.readline()
                         group.create_task(self._one(raw, output, errors, progress, semaphore))
+                if self.stopped == "expired":
+                    await asyncio.to_thread(_expire, source, offsets, errors, progress)
         finally:
             reporter.cancel()
         progress.finished = True
         self.report(progress)
         return progress
+
+    def _stop_reason(self) -> str | None:
+        if self._stop_requested:
+            return "cancelled"
+        if self.expires_at is not None and time.time() >= self.expires_at:
+            return "expired"
+        return None
 
     async def _report_every(self, progress: ShardProgress) -> None:
         while True:
@@ -203,12 +259,16 @@ class ShardWorker:
         try:
             request = json.loads(raw)
             custom_id = str(request["custom_id"])
+            # a batch answer is one JSON body; a streamed one could not be stored as such
             body = {k: v for k, v in request["body"].items() if k not in ("stream", "stream_options")}
+            self.busy.enter()
+            self.heartbeat = time.time()
             metrics.REQUESTS_IN_FLIGHT.inc()
             sent = time.monotonic()
             try:
                 reply, failure = await self._send(body)
             finally:
+                self.busy.leave()
                 metrics.REQUESTS_IN_FLIGHT.dec()
                 metrics.REQUEST_DURATION.observe(time.monotonic() - sent)
             if reply is None:
@@ -231,3 +291,13 @@ class ShardWorker:
                 metrics.REQUESTS.labels("failed").inc()
         finally:
             semaphore.release()
+            self.heartbeat = time.time()
+
+
+def _expire(source: BinaryIO, offsets: list[int], errors: ResultLog, progress: ShardProgress) -> None:
+    """A `batch_expired` line for each request at `offsets`: the batch's window closed before they were sent."""
+    for offset in offsets:
+        source.seek(offset)
+        errors.append(missing_line(str(json.loads(source.readline())["custom_id"]), "batch_expired"))
+        progress.failed += 1
+        metrics.REQUESTS.labels("expired").inc()

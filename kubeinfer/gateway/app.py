@@ -7,12 +7,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
 
+from kubeinfer.batch import pool
 from kubeinfer.batch.engine import EngineClient
-from kubeinfer.batch.runner import BatchRunner, RunnerConfig
+from kubeinfer.batch.runner import EMBEDDED, BatchRunner
 from kubeinfer.batch.service import BatchService
 from kubeinfer.engines.llamacpp_build import build
 from kubeinfer.engines.llamacpp_server import ServerConfig
@@ -97,10 +99,10 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
             runner = BatchRunner(
                 meta,
                 blobs,
-                engine,
-                root / "work",
+                pool.single(engine),
+                root,
                 lambda: set(app.state.ctx.models),
-                RunnerConfig(concurrency=gw.batch_concurrency, max_attempts=gw.batch_max_attempts),
+                replace(EMBEDDED, concurrency=gw.batch_concurrency, max_attempts=gw.batch_max_attempts),
             )
             service = BatchService(meta, runner)
             app.state.ctx = GatewayContext(

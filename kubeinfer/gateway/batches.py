@@ -6,43 +6,33 @@ BatchJob resource that the operator runs (kubeinfer.gateway.cluster_batches).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from kubeinfer.batch.service import BatchService
+from kubeinfer.batch.service import BatchBackend
 from kubeinfer.gateway.auth import Project
-from kubeinfer.gateway.cluster_batches import ClusterBatchService, cluster_batches
+from kubeinfer.gateway.cluster_batches import cluster_batches
 from kubeinfer.gateway.context import Ctx
 from kubeinfer.gateway.schemas import BatchCreate, BatchList, BatchObject, page
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
 
-def _batches(ctx: Ctx) -> BatchService | ClusterBatchService:
+def _batches(ctx: Ctx) -> BatchBackend:
+    """The gateway's mode decides: its own queue, or BatchJobs in `cluster_namespace`."""
     namespace = ctx.settings.gateway.cluster_namespace
     if namespace is None:
         return ctx.batches
     return cluster_batches(namespace, ctx.meta, ctx.files.blobs, ctx.settings.gateway.batch_workers)
 
 
-Batches = Annotated[BatchService | ClusterBatchService, Depends(_batches)]
-
-
-async def call(batches: BatchService | ClusterBatchService, method: Callable[..., Any], *args: Any) -> Any:
-    """The embedded queue lives on the event loop; the Kubernetes client blocks, so it runs in a thread."""
-    if isinstance(batches, BatchService):
-        return method(*args)
-    return await asyncio.to_thread(method, *args)
+Batches = Annotated[BatchBackend, Depends(_batches)]
 
 
 @router.post("", response_model=BatchObject)
 async def create_batch(body: BatchCreate, project: Project, batches: Batches) -> BatchObject:
-    rec = await call(
-        batches, batches.create, project, body.input_file_id, body.endpoint, body.completion_window, body.metadata
-    )
+    rec = await batches.create(project, body.input_file_id, body.endpoint, body.completion_window, body.metadata)
     return BatchObject.of(rec)
 
 
@@ -50,7 +40,7 @@ async def create_batch(body: BatchCreate, project: Project, batches: Batches) ->
 async def list_batches(
     project: Project, batches: Batches, limit: Annotated[int, Query(ge=1, le=100)] = 20, after: str | None = None
 ) -> BatchList:
-    records, more = page(await call(batches, batches.page, project, limit + 1, after), limit)
+    records, more = page(await batches.page(project, limit + 1, after), limit)
     data = [BatchObject.of(r) for r in records]
     return BatchList(
         data=data, has_more=more, first_id=data[0].id if data else None, last_id=data[-1].id if data else None
@@ -59,9 +49,9 @@ async def list_batches(
 
 @router.get("/{batch_id}", response_model=BatchObject)
 async def retrieve_batch(batch_id: str, project: Project, batches: Batches) -> BatchObject:
-    return BatchObject.of(await call(batches, batches.get, project, batch_id))
+    return BatchObject.of(await batches.get(project, batch_id))
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchObject)
 async def cancel_batch(batch_id: str, project: Project, batches: Batches) -> BatchObject:
-    return BatchObject.of(await call(batches, batches.cancel, project, batch_id))
+    return BatchObject.of(await batches.cancel(project, batch_id))

@@ -8,6 +8,7 @@ project the first time it sees them named in a status, so `GET /v1/files/{id}/co
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import sqlite3
@@ -105,7 +106,10 @@ def _sequence(body: dict[str, Any]) -> tuple[int, int, str]:
 
 
 class ClusterBatchService:
-    """The same calls as `BatchService`, answered from BatchJob resources in one namespace."""
+    """The cluster gateway's `BatchBackend`, answered from BatchJob resources in one namespace.
+
+    The Kubernetes client blocks, so each call runs in a thread and the event loop keeps serving.
+    """
 
     def __init__(self, namespace: str, meta: MetadataStore, blobs: BlobStore, workers: int) -> None:
         self.namespace = namespace
@@ -113,7 +117,29 @@ class ClusterBatchService:
         self.blobs = blobs
         self.workers = workers
 
-    def create(
+    async def create(
+        self,
+        project: str,
+        input_file_id: str,
+        endpoint: str,
+        completion_window: str,
+        metadata: dict[str, str] | None,
+    ) -> BatchRecord:
+        return await asyncio.to_thread(self._create, project, input_file_id, endpoint, completion_window, metadata)
+
+    async def get(self, project: str, batch_id: str) -> BatchRecord:
+        return await asyncio.to_thread(self._get, project, batch_id)
+
+    async def page(self, project: str, limit: int, after: str | None) -> list[BatchRecord]:
+        return await asyncio.to_thread(self._page, project, limit, after)
+
+    async def all_records(self, project: str, limit: int, status: str | None) -> list[BatchRecord]:
+        return await asyncio.to_thread(self._all_records, project, limit, status)
+
+    async def cancel(self, project: str, batch_id: str) -> BatchRecord:
+        return await asyncio.to_thread(self._cancel, project, batch_id)
+
+    def _create(
         self,
         project: str,
         input_file_id: str,
@@ -159,10 +185,10 @@ class ClusterBatchService:
             raise BatchNotFound(batch_id)
         return body
 
-    def get(self, project: str, batch_id: str) -> BatchRecord:
+    def _get(self, project: str, batch_id: str) -> BatchRecord:
         return self._register(record_of(self._read(project, batch_id)))
 
-    def page(self, project: str, limit: int, after: str | None) -> list[BatchRecord]:
+    def _page(self, project: str, limit: int, after: str | None) -> list[BatchRecord]:
         """Newest first; `after` is the last id of the previous page."""
         listed = _custom_api().list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)["items"]
         # by spec.project rather than the label, so BatchJobs applied with kubectl are listed too
@@ -174,12 +200,12 @@ class ClusterBatchService:
             records = records[ids.index(after) + 1 :] if after in ids else []
         return [self._register(r) for r in records[:limit]]
 
-    def all_records(self, project: str, limit: int, status: str | None) -> list[BatchRecord]:
+    def _all_records(self, project: str, limit: int, status: str | None) -> list[BatchRecord]:
         """Newest first, for `/v1/jobs`: the project's BatchJobs, optionally of one status."""
-        records = self.page(project, 1_000_000, None)
+        records = self._page(project, 1_000_000, None)
         return [r for r in records if status is None or r.status == status][:limit]
 
-    def cancel(self, project: str, batch_id: str) -> BatchRecord:
+    def _cancel(self, project: str, batch_id: str) -> BatchRecord:
         rec = record_of(self._read(project, batch_id))
         if rec.status in ("completed", "failed", "expired"):
             raise InvalidBatchRequest(f"Batch {batch_id} is {rec.status} and cannot be cancelled")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from kubeinfer.batch.stats import MAX_HISTORY, job_entry, job_stats
 from kubeinfer.gateway.auth import Project
-from kubeinfer.gateway.batches import Batches, call
+from kubeinfer.gateway.batches import Batches
 from kubeinfer.gateway.schemas import BatchStatus, JobEntry, JobHistory, JobStats
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -19,7 +19,7 @@ STATS_WINDOW = 1_000_000
 
 @router.get("/stats", response_model=JobStats)
 async def stats(project: Project, batches: Batches) -> JobStats:
-    return JobStats(**job_stats(await call(batches, batches.all_records, project, STATS_WINDOW, None)))
+    return JobStats(**job_stats(await batches.all_records(project, STATS_WINDOW, None)))
 
 
 @router.get("/history", response_model=JobHistory)
@@ -28,5 +28,5 @@ async def history(
 ) -> JobHistory:
     """Newest first; `limit` above the maximum is clamped rather than refused, 0 gives an empty list."""
     limit = min(limit, MAX_HISTORY)
-    records = await call(batches, batches.all_records, project, limit, status) if limit else []
+    records = await batches.all_records(project, limit, status) if limit else []
     return JobHistory(jobs=[JobEntry(**job_entry(r)) for r in records])

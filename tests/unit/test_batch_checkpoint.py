@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from kubeinfer.batch.checkpoint import ResultLog
-from kubeinfer.batch.schedule import pending_offsets, prefix_key
+from kubeinfer.batch.schedule import prefix_key
+from kubeinfer.batch.shards import plan, shard_offsets
 
 
 def result(custom_id: str, prompt: int = 3, completion: int = 2) -> dict[str, object]:
@@ -55,7 +56,7 @@ def test_missing_log_recovers_empty(tmp_path: Path) -> None:
     assert ResultLog(tmp_path / "none.jsonl").recover().lines == 0
 
 
-def test_pending_offsets_skip_done_and_group_by_system_prompt(tmp_path: Path) -> None:
+def test_offsets_of_a_whole_batch_skip_done_and_group_by_system_prompt(tmp_path: Path) -> None:
     def chat(cid: str, system: str) -> str:
         msgs = [{"role": "system", "content": system}, {"role": "user", "content": cid}]
         return json.dumps({"custom_id": cid, "body": {"messages": msgs}}) + "\n"
@@ -65,7 +66,7 @@ def test_pending_offsets_skip_done_and_group_by_system_prompt(tmp_path: Path) ->
     path.write_text("".join(rows))
     order = []
     with path.open("rb") as handle:
-        for offset in pending_offsets(path, done={"3"}):
+        for offset in shard_offsets(path, plan(5, 1, 0), done={"3"}):
             handle.seek(offset)
             order.append(json.loads(handle.readline())["custom_id"])
     assert order == ["1", "5", "2", "4"]

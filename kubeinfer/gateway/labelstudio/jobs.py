@@ -71,7 +71,7 @@ async def _lines(lines: list[dict[str, Any]]) -> AsyncIterator[bytes]:
 
 async def _finished(ctx: GatewayContext, project: str, batch_id: str) -> BatchRecord:
     while True:
-        rec = ctx.batches.get(project, batch_id)
+        rec = await ctx.batches.get(project, batch_id)
         if rec.terminal:
             return rec
         await asyncio.sleep(POLL_SECONDS)
@@ -129,7 +129,7 @@ async def run(
         if lines:
             upload = await ctx.files.upload(project, f"labelstudio-{job.ls_project}.jsonl", "batch", _lines(lines))
             metadata = {"labelstudio_project": str(job.ls_project), "labelstudio_job": job.id}
-            rec = ctx.batches.create(project, upload.id, ENDPOINT, "24h", metadata)
+            rec = await ctx.batches.create(project, upload.id, ENDPOINT, "24h", metadata)
             job.batch_id, job.status = rec.id, "running"
             _save(ctx, project, job)
             rec = await _finished(ctx, project, rec.id)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from kubeinfer.batch.service import InvalidBatchRequest
-from kubeinfer.gateway.batches import Batches, call
+from kubeinfer.gateway.batches import Batches
 from kubeinfer.gateway.context import Ctx
 from kubeinfer.gateway.ui import csrf
 from kubeinfer.gateway.ui.batch_view import progress
@@ -27,7 +27,7 @@ PAGE_SIZE = 50
 async def batch_list(
     request: Request, project: Viewer, batches: Batches, after: Annotated[str | None, Query(max_length=64)] = None
 ) -> Response:
-    records: list[BatchRecord] = await call(batches, batches.page, project, PAGE_SIZE + 1, after)
+    records: list[BatchRecord] = await batches.page(project, PAGE_SIZE + 1, after)
     rows = [(rec, progress(rec)) for rec in records[:PAGE_SIZE]]
     next_after = records[PAGE_SIZE - 1].id if len(records) > PAGE_SIZE else None
     return page(request, "batches.html", rows=rows, next_after=next_after)
@@ -35,22 +35,22 @@ async def batch_list(
 
 @router.get("/batches/{batch_id}")
 async def batch_detail(request: Request, batch_id: str, project: Viewer, batches: Batches) -> Response:
-    rec: BatchRecord = await call(batches, batches.get, project, batch_id)
+    rec: BatchRecord = await batches.get(project, batch_id)
     return page(request, "batch.html", batch=rec, view=progress(rec), error=None)
 
 
 @router.get("/batches/{batch_id}/progress")
 async def batch_progress(batch_id: str, project: Viewer, batches: Batches) -> JSONResponse:
-    rec: BatchRecord = await call(batches, batches.get, project, batch_id)
+    rec: BatchRecord = await batches.get(project, batch_id)
     return JSONResponse(progress(rec))
 
 
 @router.post("/batches/{batch_id}/cancel", dependencies=[Depends(csrf.check)])
 async def batch_cancel(request: Request, batch_id: str, project: Viewer, batches: Batches) -> Response:
     try:
-        await call(batches, batches.cancel, project, batch_id)
+        await batches.cancel(project, batch_id)
     except InvalidBatchRequest as exc:
-        rec: BatchRecord = await call(batches, batches.get, project, batch_id)
+        rec: BatchRecord = await batches.get(project, batch_id)
         return page(request, "batch.html", 409, batch=rec, view=progress(rec), error=str(exc))
     return RedirectResponse(f"{base_path(request)}/batches/{quote(batch_id, safe='')}", 303)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from kubeinfer.batch.service import InvalidBatchRequest
 from kubeinfer.batch.stats import MAX_HISTORY, job_entry, job_stats
-from kubeinfer.gateway.batches import Batches, call
+from kubeinfer.gateway.batches import Batches
 from kubeinfer.gateway.schemas import BatchStatus
 from kubeinfer.gateway.ui.render import page
 from kubeinfer.gateway.ui.session import Viewer
@@ -30,12 +30,12 @@ async def job_history(
     """`status` empty (the filter's "all") lists every status."""
     if status and status not in STATUSES:
         raise InvalidBatchRequest(f"status must be one of {', '.join(STATUSES)}, got '{status}'")
-    records = await call(batches, batches.all_records, project, limit, status or None)
+    records = await batches.all_records(project, limit, status or None)
     return page(
         request,
         "jobs.html",
         jobs=[job_entry(rec) for rec in records],
-        stats=job_stats(await call(batches, batches.all_records, project, STATS_WINDOW, None)),
+        stats=job_stats(await batches.all_records(project, STATS_WINDOW, None)),
         statuses=STATUSES,
         status=status,
         limit=limit,
