@@ -1,7 +1,7 @@
 """Cluster batch throughput with 2 model replicas / 2 x the saturated throughput of one of those replicas.
 
-Starts its own control plane (tests/integration/cluster.py) and the kubelet stand-in, then the same setup
-as tests/integration/test_batch_cluster.py: the operator under its RBAC, a ModelInstall with 2 llama-server
+Starts its own control plane (testbed/controlplane.py) and the kubelet stand-in, then the same setup
+as tests/cluster/test_batch_cluster.py: the operator under its RBAC, a ModelInstall with 2 llama-server
 replicas, a gateway in cluster mode. In one run it drives one replica directly (closed loop at slots and
 2 x slots, best kept), submits the same kind of requests as one BatchJob with 2 workers through the gateway,
 and drives the replica directly once more; the higher direct figure is the denominator. The batch's rate is
@@ -25,11 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from perf.gateway_throughput import drive_direct, requests
 from hack.kubelet_standin import start_standin
 from kubeinfer.settings import Settings
-from tests.integration.batch_env import Env, batch_env
-from tests.integration.cluster import running_cluster, wait_for
+from perf.gateway_throughput import drive_direct, requests
+from testbed.batch_env import Env, batch_env
+from testbed.controlplane import running_cluster
+from testbed.wait import wait_for
 
 LOCAL_NODE = "local-exec"
 TERMINAL = ("completed", "failed", "expired", "cancelled")

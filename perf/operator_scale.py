@@ -1,6 +1,6 @@
 """Operator scale benchmark: many BenchmarkMatrix objects on many simulated nodes; the operator's own overhead.
 
-Starts its own control plane (tests/integration/cluster.py, cluster `kubeinfer-scale` in a temporary
+Starts its own control plane (testbed/controlplane.py, cluster `kubeinfer-scale` in a temporary
 directory) with `--nodes` kwok nodes from hack/controlplane/nodes.sh (the CPU and GPU pools, same labels
 and taints), applies crds/ and the operator's least-privilege RBAC, and runs the real operator process
 (`kubeinfer operator run`, the tests' command, as its ServiceAccount). Then it creates `--matrices`
@@ -51,15 +51,17 @@ import yaml
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 
+from kubeinfer import __version__
+from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix
+from kubeinfer.settings import Settings
 from perf.apiproxy import COUNTS_PATH
 from perf.proc_sampler import ProcSampler
 from perf.scale_timeline import GROUP, PLURAL, VERSION, Timeline
 from perf.sim_runner import RUNNER_POOL, RunnerPool, prepare_result
-from kubeinfer import __version__
-from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix
-from kubeinfer.settings import Settings
-from tests.integration.cluster import K8S_VERSION, REPO_ROOT, Cluster, bin_dir, start_cluster, wait_for
-from tests.integration.operator_env import OPERATOR_SA, prepare_namespace, service_account_kubeconfig
+from testbed.controlplane import K8S_VERSION, REPO_ROOT, Cluster, bin_dir, start_cluster
+from testbed.namespace_env import OPERATOR_SA, prepare_namespace, service_account_kubeconfig
+from testbed.operator_process import CLI, OperatorProcess
+from testbed.wait import wait_for
 
 CLUSTER_NAME = "kubeinfer-scale"
 NAMESPACE = "kubeinfer-scale"
@@ -175,27 +177,17 @@ def operator_process(
 
     With `executor_threads` (a what-if, never the default) the same CLI runs through perf/kopf_threads.py.
     """
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(kubeconfig),
-        "KUBEINFER_OPERATOR__RUNNER_POOL": RUNNER_POOL,
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = {"KUBEINFER_OPERATOR__RUNNER_POOL": RUNNER_POOL}
     if poll_seconds is not None:
         env["KUBEINFER_OPERATOR__POLL_SECONDS"] = str(poll_seconds)
-    entry = ["kubeinfer.cli.main"] if executor_threads is None else ["perf.kopf_threads", str(executor_threads)]
-    with log_path.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", *entry, "operator", "run", "--namespace", NAMESPACE],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=REPO_ROOT,
-        )
+    entry = CLI if executor_threads is None else ("perf.kopf_threads", str(executor_threads))
+    operator = OperatorProcess(kubeconfig, NAMESPACE, log_path, env, base_env={}, entry=entry, cwd=REPO_ROOT)
+    operator.start()
+    assert operator.proc is not None
     try:
-        yield proc
+        yield operator.proc
     finally:
-        _terminate(proc, "operator")
+        operator.stop()
 
 
 def _terminate(proc: subprocess.Popen[bytes], what: str) -> None:

@@ -34,7 +34,7 @@ from kubeinfer.engines.llamacpp_build import build
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
-from tests.integration.replicas import MODEL, llama_replicas
+from testbed.replicas import MODEL, llama_replicas
 
 TOPICS = ["astronomy", "cooking", "tax law", "marine biology", "railway history"]
 DURATION = "kubeinfer_batch_request_duration_seconds"

@@ -1,4 +1,8 @@
-"""Session fixtures: one real engine build, one real model, one shared llama-server per test session."""
+"""Session fixtures: one real engine build, one real model, one shared llama-server per test session.
+
+Tiers by folder: tests/unit (no engine, no cluster), tests/engine (the real llama-server and model),
+tests/cluster (the kwokctl control plane and the kubelet stand-in); docs/testing.md says what each needs.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,22 @@ from kubeinfer.models.cache import CachedModel, ModelCache
 from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
 
-pytest_plugins = ["tests.integration.hf_server"]
+pytest_plugins = ["testbed.hub", "testbed.browser"]
 
-E2E_MATRIX = Path(__file__).parent / "e2e" / "matrix.yaml"
+TIERS = ("unit", "engine", "cluster")
+
+E2E_MATRIX = Path(__file__).parent / "engine" / "matrix.yaml"
 
 SMOLLM2_FILES = {"Q4_1": "pypi:smollm2-135m", "Q8_0": "quantize:Q4_1"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, the folder under tests/ it lives in (`pytest -m engine`)."""
+    root = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(root).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +79,7 @@ def llama_server(
 def local_matrix_run(
     tmp_path_factory: pytest.TempPathFactory, engine_install: EngineInstall, smollm2_gguf: Path
 ) -> Path:
-    """One uninterrupted `kubeinfer bench run` of tests/e2e/matrix.yaml; its folder holds the reports.
+    """One uninterrupted `kubeinfer bench run` of tests/engine/matrix.yaml; its folder holds the reports.
 
     Shared by the CLI tests and the operator test, which must reach the same statuses in a cluster.
     """

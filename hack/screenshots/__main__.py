@@ -26,7 +26,8 @@ from kubeinfer.engines.llamacpp_server import LlamaServer, ServerConfig
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
-from tests.integration.gateway_process import GatewayProcess, wait_for
+from testbed.gateway_process import GatewayProcess
+from testbed.wait import wait_for
 
 MODEL = "smollm2-135m"
 KEY = "sk-docs"

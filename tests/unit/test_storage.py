@@ -21,7 +21,7 @@ from kubeinfer.storage.factory import open_blob_store, remote_blob_store
 from kubeinfer.storage.files import FileNotFound, FileService
 from kubeinfer.storage.records import BatchRecord, FileRecord, MetadataStore
 from kubeinfer.storage.s3 import S3BlobStore, StorageUnavailable
-from tests.s3_server import S3Server, s3_server
+from testbed.s3 import S3Server, s3_server
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # S3's smallest part, so the multipart tests stay small

@@ -1,0 +1,79 @@
+"""`python -m kubeinfer.gateway` as a child process that tests and scripts can SIGKILL and restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from kubeinfer.engines.llamacpp_server import free_port
+from testbed.wait import wait_for
+
+MODEL = "smollm2-135m"
+KEY = "sk-recovery"
+
+
+class GatewayProcess:
+    """`python -m kubeinfer.gateway` in its own process, so the test can SIGKILL it."""
+
+    def __init__(self, data_dir: Path, engine_url: str, log: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir, self.engine_url, self.log = data_dir, engine_url, log
+        self.extra_env = env or {}
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> GatewayProcess:
+        env = {**os.environ, "KUBEINFER_GATEWAY__API_KEYS": f"{KEY}=recovery", **self.extra_env}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "kubeinfer.gateway",
+                    "--port",
+                    str(self.port),
+                    "--model",
+                    MODEL,
+                    "--engine-url",
+                    self.engine_url,
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+        def up() -> bool:
+            assert self.proc is not None
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(up, timeout=60)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,0 +1,199 @@
+"""One factory that prepares a namespace on a test control plane and runs kubeinfer's processes in it.
+
+CRDs, the operator's, runners' and gateway's RBAC objects (exactly `kubeinfer.operator.rbac`'s, so a
+missing permission fails the tests), the model-cache claim and optionally the shared batch store, a
+kubeconfig per ServiceAccount, the operator and a gateway as child processes, and a teardown that deletes
+the namespace's resources while the operator still runs (so kopf's finalizers are removed).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubeinfer.operator.rbac import gateway_objects, operator_objects, runner_objects
+from testbed.controlplane import REPO_ROOT, Cluster
+from testbed.gateway_process import GatewayProcess
+from testbed.operator_process import OperatorProcess
+
+OPERATOR_SA = "kubeinfer-operator"
+GATEWAY_SA = "kubeinfer-gateway"
+CRDS = ("benchmarkmatrices", "modelinstalls", "batchjobs")
+
+
+def apply(cluster: Cluster, objects: list[dict[str, Any]], namespace: str | None = None) -> None:
+    args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+    cluster.kubectl(*args, stdin=yaml.safe_dump_all(objects))
+
+
+def host_path_claim(claim: str, path: Path, namespace: str, size: str = "20Gi") -> list[dict[str, Any]]:
+    """A hostPath PV pre-bound to PVC `claim` (ReadWriteMany); the kubelet stand-in maps it to `path`."""
+    pv_name = f"{claim}-{namespace}"
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": pv_name},
+            "spec": {
+                "capacity": {"storage": size},
+                "accessModes": ["ReadWriteMany"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": str(path)},
+                "claimRef": {"namespace": namespace, "name": claim},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim, "namespace": namespace},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": "",
+                "volumeName": pv_name,
+                "resources": {"requests": {"storage": size}},
+            },
+        },
+    ]
+
+
+def model_cache_volume(models_root: Path, namespace: str) -> list[dict[str, Any]]:
+    return host_path_claim("model-cache", models_root, namespace)
+
+
+def data_volume(path: Path, namespace: str) -> list[dict[str, Any]]:
+    """The shared store: a hostPath PV bound to the `kubeinfer-data` claim (ReadWriteMany, as in the chart)."""
+    return host_path_claim("kubeinfer-data", path, namespace, size="10Gi")
+
+
+def prepare_namespace(cluster: Cluster, namespace: str, models_root: Path) -> None:
+    cluster.kubectl("create", "namespace", namespace, check=False)
+    cluster.kubectl("apply", "-f", str(REPO_ROOT / "crds"))
+    for crd in CRDS:
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}.kubeinfer.dev", "--timeout=60s")
+    apply(cluster, operator_objects(namespace, OPERATOR_SA))
+    apply(cluster, runner_objects(namespace))
+    apply(cluster, gateway_objects(namespace, GATEWAY_SA))
+    apply(cluster, model_cache_volume(models_root, namespace))
+
+
+def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as `account`, so RBAC gaps fail the tests for real."""
+    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=6h").stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    current = admin["clusters"][0]["cluster"]
+    cluster_entry: dict[str, Any] = {"server": current["server"]}
+    if "certificate-authority-data" in current:
+        cluster_entry["certificate-authority-data"] = current["certificate-authority-data"]
+    elif "certificate-authority" in current:
+        ca = Path(current["certificate-authority"]).read_bytes()
+        cluster_entry["certificate-authority-data"] = base64.b64encode(ca).decode()
+    else:
+        cluster_entry["insecure-skip-tls-verify"] = True
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": cluster_entry}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": account, "namespace": namespace}}],
+        "current-context": "test",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+@dataclass
+class NamespaceEnv:
+    """A prepared namespace and the processes started in it; `namespace_env` stops them."""
+
+    cluster: Cluster
+    namespace: str
+    workdir: Path
+    operator: OperatorProcess | None = None
+    gateway: GatewayProcess | None = None
+    _kubeconfigs: dict[str, Path] = field(default_factory=dict)
+
+    def kubeconfig(self, account: str) -> Path:
+        """A kubeconfig authenticating as ServiceAccount `account` of the namespace (made once)."""
+        if account not in self._kubeconfigs:
+            path = self.workdir / f"{account}-kubeconfig"
+            self._kubeconfigs[account] = service_account_kubeconfig(self.cluster, self.namespace, account, path)
+        return self._kubeconfigs[account]
+
+    def apply(self, objects: list[dict[str, Any]]) -> None:
+        apply(self.cluster, objects, self.namespace)
+
+    def operator_process(self, log: Path, env: Mapping[str, str] | None = None) -> OperatorProcess:
+        """An operator (not started) for this namespace as its ServiceAccount; the caller stops it."""
+        return OperatorProcess(self.kubeconfig(OPERATOR_SA), self.namespace, log, env)
+
+    def start_operator(self, env: Mapping[str, str] | None = None) -> OperatorProcess:
+        """The namespace's operator, stopped by the factory after the clean-up."""
+        self.operator = self.operator_process(self.workdir / "operator.log", env).start()
+        return self.operator
+
+    def start_gateway(
+        self,
+        engine_url: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        cluster_mode: bool = True,
+        data_dir: Path | None = None,
+    ) -> GatewayProcess:
+        """A gateway process on `engine_url`; in cluster mode it runs as the gateway's ServiceAccount."""
+        extra = dict(env or {})
+        if cluster_mode:
+            extra = {
+                "KUBEINFER_GATEWAY__CLUSTER_NAMESPACE": self.namespace,
+                "KUBECONFIG": str(self.kubeconfig(GATEWAY_SA)),
+                **extra,
+            }
+        data = data_dir or self.workdir / "gateway-data"
+        self.gateway = GatewayProcess(data, engine_url, self.workdir / "gateway.log", env=extra).start()
+        return self.gateway
+
+
+@contextmanager
+def namespace_env(
+    cluster: Cluster,
+    namespace: str,
+    models_root: Path,
+    workdir: Path,
+    *,
+    operator: bool = True,
+    operator_env: Mapping[str, str] | None = None,
+    data_dir: Path | None = None,
+    clean_up: Sequence[str] = (),
+) -> Iterator[NamespaceEnv]:
+    """A namespace ready for the operator (started unless `operator` is False) and, later, a gateway.
+
+    `data_dir` binds the `kubeinfer-data` claim to it. On exit the gateway stops, every object of the kinds
+    in `clean_up` (e.g. "batchjobs") is deleted while the operator still runs, then the operator stops.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    prepare_namespace(cluster, namespace, models_root)
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        apply(cluster, data_volume(data_dir, namespace))
+    env = NamespaceEnv(cluster, namespace, workdir)
+    try:
+        if operator:
+            env.start_operator(operator_env)
+        yield env
+    finally:
+        if env.gateway is not None:
+            env.gateway.stop()
+        if env.operator is not None and env.operator.running:
+            for kind in clean_up:
+                cluster.kubectl(
+                    "delete", kind, "--all", "-n", namespace, "--wait=true", "--timeout=180s", timeout=200, check=False
+                )
+        if env.operator is not None:
+            env.operator.stop()

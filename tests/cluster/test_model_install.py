@@ -1,0 +1,332 @@
+"""ModelInstall on the real control plane: install Jobs and model servers executed by the kubelet stand-in.
+
+The operator runs under exactly `kubeinfer.operator.rbac`'s rules. Downloads come from a loopback
+Hugging Face Hub (testbed/hub.py) that pods reach on the stand-in's bridge address;
+nothing leaves the machine. The one mock: an OOM kill. The stand-in has no memory cgroups, so the
+`kubeinfer.dev/simulate-oom` pod annotation makes it SIGKILL the server and report `OOMKilled`, which is
+what a kubelet reports when a container exceeds its memory limit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from openai import OpenAI
+
+from hack.kubelet_standin.network import HOST_IP
+from kubeinfer.settings import Settings
+from testbed.controlplane import Cluster
+from testbed.gateway_process import KEY, GatewayProcess
+from testbed.hub import FILENAME, REPO, SHA256, Behaviour, HubServer, Repo
+from testbed.namespace_env import GATEWAY_SA, namespace_env, service_account_kubeconfig
+from testbed.wait import wait_for
+
+pytestmark = pytest.mark.timeout(900)
+
+NAMESPACE = "kubeinfer-install-test"
+
+
+@pytest.fixture(scope="module")
+def pod_hub(smollm2_gguf: Path) -> Iterator[HubServer]:
+    """The loopback Hub, reachable from pods at the bridge's host address."""
+    repos = {REPO: Repo({FILENAME: smollm2_gguf}, sha256={FILENAME: SHA256})}
+    with HubServer(repos, host="0.0.0.0", advertise=HOST_IP).running() as server:  # noqa: S104
+        yield server
+
+
+@pytest.fixture(scope="module")
+def install_operator(
+    kube_cluster: Cluster,
+    local_node: object,
+    settings: Settings,
+    smollm2_gguf: Path,
+    pod_hub: HubServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Path]:
+    """The namespace's operator, downloading from the pods' loopback Hub; its log file."""
+    workdir = tmp_path_factory.mktemp("install-operator")
+    hub_env = {"KUBEINFER_OPERATOR__HF_ENDPOINT": pod_hub.endpoint}
+    with namespace_env(kube_cluster, NAMESPACE, settings.models_root, workdir, operator_env=hub_env) as env:
+        assert env.operator is not None
+        yield env.operator.log
+
+
+def apply(cluster: Cluster, name: str, spec: dict[str, Any]) -> None:
+    body = {"apiVersion": "kubeinfer.dev/v1alpha1", "kind": "ModelInstall", "metadata": {"name": name}, "spec": spec}
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=yaml.safe_dump(body))
+
+
+def get(cluster: Cluster, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = cluster.get_json("modelinstall", name, "-n", NAMESPACE)
+    return result
+
+
+def phase_is(cluster: Cluster, name: str, *phases: str) -> Callable[[], dict[str, Any] | None]:
+    def check() -> dict[str, Any] | None:
+        body = get(cluster, name)
+        return body if (body.get("status") or {}).get("phase") in phases else None
+
+    return check
+
+
+def events(cluster: Cluster, name: str) -> list[str]:
+    items = cluster.get_json("events", "-n", NAMESPACE, "--field-selector", f"involvedObject.name={name}")["items"]
+    return [f"{e['reason']}: {e['message']}" for e in items]
+
+
+def delete(cluster: Cluster, name: str) -> None:
+    cluster.kubectl("delete", "modelinstall", name, "-n", NAMESPACE, "--wait=true", "--timeout=180s", check=False)
+
+
+def hf_source() -> dict[str, Any]:
+    return {"hf": {"repo": REPO, "file": FILENAME}}
+
+
+def test_installed_model_is_served_and_listed_by_the_gateway(
+    kube_cluster: Cluster, install_operator: Path, settings: Settings, tmp_path: Path
+) -> None:
+    spec = {
+        "model": "smollm2-135m",
+        "source": {"pypi": "smollm2-135m"},
+        "quantization": "Q4_1",
+        "quantize": ["Q8_0"],
+        "serving": {"pool": "cpu", "ctxSize": 1024, "parallel": 1, "threads": 1},
+    }
+    apply(kube_cluster, "smollm2", spec)
+    try:
+        body = wait_for(phase_is(kube_cluster, "smollm2", "Ready", "Failed"), timeout=420, what="smollm2 Ready")
+        status = body["status"]
+        assert status["phase"] == "Ready", status
+        files = {f["quantization"]: f for f in status["files"]}
+        assert files["Q4_1"]["sha256"] == SHA256
+        assert files["Q8_0"]["source"] == "quantize:Q4_1 of pypi:smollm2-135m"
+        assert status["sizing"]["quantization"] == "Q8_0"
+        assert status["sizing"]["estimatedBytes"] > files["Q8_0"]["sizeBytes"]
+        assert status["serving"]["quantization"] == "Q8_0"
+        [endpoint] = status["serving"]["endpoints"]
+        ready = {c["type"]: c for c in status["conditions"]}["Ready"]
+        assert ready["status"] == "True"
+        assert ready["observedGeneration"] == body["metadata"]["generation"]
+
+        reply = OpenAI(base_url=f"{endpoint}/v1", api_key="none", timeout=60).chat.completions.create(
+            model="smollm2-135m",
+            messages=[{"role": "user", "content": "Say hello."}],
+            max_tokens=8,
+        )
+        assert reply.choices[0].message.content
+
+        pods = kube_cluster.get_json("pods", "-n", NAMESPACE, "-l", "kubeinfer.dev/model-install=smollm2")["items"]
+        assert {p["spec"]["nodeName"] for p in pods} == {"local-exec"}
+        printed = kube_cluster.kubectl("get", "mi", "smollm2", "-n", NAMESPACE).stdout
+        assert "Ready" in printed
+        assert "Q8_0" in printed
+
+        gateway_kubeconfig = service_account_kubeconfig(kube_cluster, NAMESPACE, GATEWAY_SA, tmp_path / "kubeconfig")
+        gateway = GatewayProcess(
+            tmp_path / "gw",
+            endpoint,
+            tmp_path / "gateway.log",
+            env={"KUBEINFER_GATEWAY__CLUSTER_NAMESPACE": NAMESPACE, "KUBECONFIG": str(gateway_kubeconfig)},
+        )
+        gateway.start()
+        try:
+            listed = httpx.get(f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+            assert listed.status_code == 200, listed.text
+            assert "smollm2-135m" in [m["id"] for m in listed.json()["data"]]
+        finally:
+            gateway.stop()
+        assert any(e.startswith("Ready:") for e in events(kube_cluster, "smollm2"))
+    finally:
+        delete(kube_cluster, "smollm2")
+    wait_for(
+        lambda: (
+            not kube_cluster.get_json("pods", "-n", NAMESPACE, "-l", "kubeinfer.dev/model-install=smollm2")["items"]
+        ),
+        timeout=120,
+        what="the server pods garbage-collected with their ModelInstall",
+    )
+
+
+def test_cut_download_resumes_and_a_second_install_fetches_nothing(
+    kube_cluster: Cluster, install_operator: Path, pod_hub: HubServer, smollm2_gguf: Path, settings: Settings
+) -> None:
+    """The first pod's transfer is cut; the Job's next pod asks only for the missing bytes."""
+    size = smollm2_gguf.stat().st_size
+    pod_hub.reset(Behaviour(cut_after=size // 3))
+    spec = {"model": "mi-hf-resume", "source": hf_source(), "quantization": "Q4_1"}
+    try:
+        apply(kube_cluster, "hf-first", spec)
+        body = wait_for(phase_is(kube_cluster, "hf-first", "Ready", "Failed"), timeout=300, what="hf-first")
+        assert body["status"]["phase"] == "Ready", body["status"]
+        assert body["status"]["files"][0]["sha256"] == SHA256
+        first, second = pod_hub.gets()
+        assert first.range is None
+        assert second.range is not None
+        resumed_from = int(second.range.removeprefix("bytes=").rstrip("-"))
+        assert 0 < resumed_from <= first.bytes_sent
+        assert second.bytes_sent == size - resumed_from
+
+        apply(kube_cluster, "hf-second", spec)
+        body = wait_for(phase_is(kube_cluster, "hf-second", "Ready", "Failed"), timeout=300, what="hf-second")
+        assert body["status"]["phase"] == "Ready", body["status"]
+        assert len(pod_hub.gets()) == 2
+    finally:
+        delete(kube_cluster, "hf-first")
+        delete(kube_cluster, "hf-second")
+        _remove_model(settings, "mi-hf-resume")
+
+
+def test_corrupted_file_fails_the_checksum_with_a_clear_condition(
+    kube_cluster: Cluster, install_operator: Path, pod_hub: HubServer, settings: Settings
+) -> None:
+    pod_hub.reset()
+    url = f"{pod_hub.endpoint}/{REPO}/resolve/main/{FILENAME}"
+    spec = {"model": "mi-bad-sum", "source": {"url": {"url": url, "sha256": "0" * 64}}, "quantization": "Q4_1"}
+    try:
+        apply(kube_cluster, "bad-sum", spec)
+        body = wait_for(phase_is(kube_cluster, "bad-sum", "Failed", "Ready"), timeout=300, what="bad-sum Failed")
+        conditions = {c["type"]: c for c in body["status"]["conditions"]}
+        assert conditions["Installed"]["status"] == "False"
+        assert conditions["Installed"]["reason"] == "ChecksumMismatch"
+        assert f"expected sha256 {'0' * 64}, got {SHA256}" in conditions["Installed"]["message"]
+        assert not list((settings.models_root / "mi-bad-sum").glob("*.gguf*"))
+        assert any(e.startswith("ChecksumMismatch:") for e in events(kube_cluster, "bad-sum"))
+    finally:
+        delete(kube_cluster, "bad-sum")
+        _remove_model(settings, "mi-bad-sum")
+
+
+def test_deleting_mid_download_cancels_it_and_removes_partial_files(
+    kube_cluster: Cluster, install_operator: Path, pod_hub: HubServer, settings: Settings, smollm2_gguf: Path
+) -> None:
+    pod_hub.reset(Behaviour(bytes_per_second=1_000_000))
+    model_dir = settings.models_root / "mi-cancel"
+    spec = {"model": "mi-cancel", "source": hf_source(), "quantization": "Q4_1"}
+    try:
+        apply(kube_cluster, "cancel-me", spec)
+
+        def downloading() -> bool:
+            progress = (get(kube_cluster, "cancel-me").get("status") or {}).get("progress") or {}
+            return progress.get("bytesDone", 0) > 0 and bool(list(model_dir.glob(".*.partial")))
+
+        wait_for(downloading, timeout=240, what="progress in status and a partial file")
+        progress = get(kube_cluster, "cancel-me")["status"]["progress"]
+        assert progress["bytesTotal"] == smollm2_gguf.stat().st_size
+        delete(kube_cluster, "cancel-me")
+        assert kube_cluster.kubectl("get", "mi", "cancel-me", "-n", NAMESPACE, check=False).returncode != 0
+        assert not list(model_dir.glob(".*.partial"))
+        assert not list(model_dir.glob("*.gguf"))
+        selector = "kubeinfer.dev/model-install=cancel-me"
+        wait_for(
+            lambda: not kube_cluster.get_json("pods", "-n", NAMESPACE, "-l", selector)["items"],
+            timeout=60,
+            what="no install or clean-up pods left",
+        )
+    finally:
+        pod_hub.reset()
+        delete(kube_cluster, "cancel-me")
+        _remove_model(settings, "mi-cancel")
+
+
+def test_oom_killed_server_falls_back_to_smaller_quantizations_until_none_is_left(
+    kube_cluster: Cluster, install_operator: Path
+) -> None:
+    spec = {
+        "model": "smollm2-135m",
+        "source": {"pypi": "smollm2-135m"},
+        "quantization": "Q4_1",
+        "quantize": ["Q8_0", "Q4_K_M"],
+        "serving": {
+            "pool": "cpu",
+            "ctxSize": 512,
+            "parallel": 1,
+            "threads": 1,
+            "podAnnotations": {"kubeinfer.dev/simulate-oom": "1"},
+        },
+    }
+    apply(kube_cluster, "oom", spec)
+    try:
+        body = wait_for(phase_is(kube_cluster, "oom", "Failed"), timeout=420, what="oom Failed")
+        serving = body["status"]["serving"]
+        steps = [(f["fromQuantization"], f.get("toQuantization")) for f in serving["fallbacks"]]
+        assert steps == [("Q8_0", "Q4_K_M"), ("Q4_K_M", "Q4_1"), ("Q4_1", None)]
+        assert all(f["reason"] == "OOMKilled" for f in serving["fallbacks"])
+        conditions = {c["type"]: c for c in body["status"]["conditions"]}
+        assert conditions["Serving"]["reason"] == "NoSmallerQuantization"
+        assert "no smaller quantization is left" in conditions["Serving"]["message"]
+        deployment = kube_cluster.get_json("deployment", "oom-server", "-n", NAMESPACE)
+        assert deployment["spec"]["replicas"] == 0
+        seen = events(kube_cluster, "oom")
+        assert sum(e.startswith("OOMFallback:") for e in seen) == 2
+        assert any(e.startswith("NoSmallerQuantization:") for e in seen)
+    finally:
+        delete(kube_cluster, "oom")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {
+                "source": {"pypi": "smollm2-135m", "url": {"url": "http://x/m.gguf", "sha256": "0" * 64}},
+                "quantization": "Q4_1",
+            },
+            "set exactly one of hf, pypi, url, pvc",
+        ),
+        ({"source": {"pypi": "smollm2-135m"}, "quantization": "Q4_1", "quantize": ["Q4_1"]}, "quantize lists"),
+        (
+            {"source": {"pypi": "smollm2-135m"}, "quantization": "Q4_1", "serving": {"quantization": "Q8_0"}},
+            "serving.quantization must be",
+        ),
+        ({"source": {"url": {"url": "http://x/m.gguf", "sha256": "abc"}}, "quantization": "Q4_1"}, "sha256"),
+    ],
+)
+def test_api_server_rejects_invalid_model_installs(
+    kube_cluster: Cluster, install_operator: Path, spec: dict[str, Any], message: str
+) -> None:
+    body = {"apiVersion": "kubeinfer.dev/v1alpha1", "kind": "ModelInstall", "metadata": {"name": "bad"}, "spec": spec}
+    proc = kube_cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(body), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def _remove_model(settings: Settings, model: str) -> None:
+    root = settings.models_root / model
+    if root.is_dir():
+        for item in root.iterdir():
+            item.unlink()
+        root.rmdir()
+
+
+def test_idle_model_scales_to_zero_and_back_up_on_demand(kube_cluster: Cluster, install_operator: Path) -> None:
+    """A running BatchJob renews the `kubeinfer.dev/last-demand` annotation; here the test writes it the same way."""
+    spec = {
+        "model": "smollm2-135m",
+        "source": {"pypi": "smollm2-135m"},
+        "quantization": "Q4_1",
+        "serving": {"pool": "cpu", "ctxSize": 512, "parallel": 1, "threads": 1, "idleSeconds": 10},
+    }
+    apply(kube_cluster, "idler", spec)
+    try:
+        body = wait_for(phase_is(kube_cluster, "idler", "Idle", "Failed"), timeout=300, what="idler Idle")
+        assert body["status"]["phase"] == "Idle", body["status"]
+        ready = {c["type"]: c for c in body["status"]["conditions"]}["Ready"]
+        assert ready["reason"] == "ScaledToZero"
+        assert kube_cluster.get_json("deployment", "idler-server", "-n", NAMESPACE)["spec"]["replicas"] == 0
+
+        kube_cluster.kubectl(
+            "annotate", "mi", "idler", "-n", NAMESPACE, "--overwrite", f"kubeinfer.dev/last-demand={int(time.time())}"
+        )
+        body = wait_for(phase_is(kube_cluster, "idler", "Ready"), timeout=180, what="idler Ready again")
+        [endpoint] = body["status"]["serving"]["endpoints"]
+        assert httpx.get(f"{endpoint}/v1/models", timeout=30).status_code == 200
+        assert any(e.startswith("ScaledToZero:") for e in events(kube_cluster, "idler"))
+    finally:
+        delete(kube_cluster, "idler")
