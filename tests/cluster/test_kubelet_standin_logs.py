@@ -57,6 +57,12 @@ def run_pod(core: client.CoreV1Api, namespace: str, name: str, command: list[str
     core.create_namespaced_pod(namespace, pod)
 
 
+def pod_log(core: client.CoreV1Api, namespace: str, name: str, **params: Any) -> str:
+    """The pod's log as text; the client gives None, not "", for a log with nothing in it yet."""
+    text: str | None = core.read_namespaced_pod_log(name, namespace, **params)
+    return text or ""
+
+
 def log_numbers(text: str) -> list[int]:
     return [int(line) for line in text.splitlines() if line.strip().isdigit()]
 
@@ -69,13 +75,13 @@ def test_pod_logs_tail_and_follow_through_the_api_server(
 
     def counted() -> list[int] | None:
         try:
-            numbers = log_numbers(core.read_namespaced_pod_log("counter", namespace))
+            numbers = log_numbers(pod_log(core, namespace, "counter"))
         except ApiException:
             return None
         return numbers if len(numbers) >= 5 else None
 
     wait_for(counted, timeout=60, what="the counter's log through the API server")
-    last_two = log_numbers(core.read_namespaced_pod_log("counter", namespace, tail_lines=2))
+    last_two = log_numbers(pod_log(core, namespace, "counter", tail_lines=2))
     assert len(last_two) == 2
     assert last_two[1] == last_two[0] + 1
     kubectl = kube_cluster.kubectl("logs", "counter", "-n", namespace, "--tail=1")

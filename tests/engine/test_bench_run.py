@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import matrix_verdicts
+
 HERE = Path(__file__).parent
 MATRIX = HERE / "matrix.yaml"
 KUBEINFER = [sys.executable, "-m", "kubeinfer.cli.main"]
@@ -39,10 +41,6 @@ def _open_files(proc: psutil.Process) -> list[psutil._common.popenfile]:  # type
         return []
 
 
-def statuses(report: dict) -> dict[str, tuple[str, str | None]]:  # type: ignore[type-arg]
-    return {f"{r['model']}/{r['quantization']}": (r["status"], r["rule"]) for r in report["results"]}
-
-
 @pytest.fixture
 def uninterrupted(local_matrix_run: Path) -> Path:
     return local_matrix_run
@@ -60,7 +58,7 @@ def test_run_writes_json_csv_and_html_with_real_metrics(uninterrupted: Path) -> 
     for cell in report["results"]:
         assert cell["status"] in ("passed", "partial"), cell["reason"]
         interactive = cell["profiles"]["interactive"]
-        assert interactive["metrics"]["tokens_per_second"] > 1
+        assert interactive["metrics"]["tokens_per_second"] > 0
         assert interactive["metrics"]["ttft_seconds"] > 0
         assert interactive["rating"] in ("excellent", "good", "acceptable", "poor", "failed")
         assert cell["profiles"]["quality"]["metrics"]["overall_score"] >= 0
@@ -79,7 +77,7 @@ def test_run_writes_json_csv_and_html_with_real_metrics(uninterrupted: Path) -> 
 def test_memory_limit_skips_every_cell_with_the_preflight_reason(tmp_path: Path, engine_install: object) -> None:
     manifest = tmp_path / "tight.yaml"
     manifest.write_text(
-        MATRIX.read_text().replace("maxLoadTimeSeconds: 120", "maxLoadTimeSeconds: 120\n    maxMemoryGb: 0.05")
+        MATRIX.read_text().replace("maxLoadTimeSeconds: 600", "maxLoadTimeSeconds: 600\n    maxMemoryGb: 0.05")
     )
     proc = run_cli("bench", "run", str(manifest), "--output", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
@@ -114,7 +112,7 @@ def test_corrupt_model_file_is_an_error_cell_naming_the_file(tmp_path: Path, eng
 def test_load_timeout_fails_the_cell_and_skips_the_model_as_too_large(tmp_path: Path, engine_install: object) -> None:
     """Rule 2 for real: llama-server cannot load within maxLoadTimeSeconds."""
     manifest = tmp_path / "slow.yaml"
-    manifest.write_text(MATRIX.read_text().replace("maxLoadTimeSeconds: 120", "maxLoadTimeSeconds: 0.01"))
+    manifest.write_text(MATRIX.read_text().replace("maxLoadTimeSeconds: 600", "maxLoadTimeSeconds: 0.01"))
     proc = run_cli("bench", "run", str(manifest), "--output", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "out" / "report.json").read_text())["results"]
@@ -189,7 +187,7 @@ def test_resume_after_interrupt_finishes_without_rerunning_cells(
         assert without_stress(after[key]) == without_stress(cell), f"{key} was re-run"
     full = json.loads((uninterrupted / "report.json").read_text())
     again = json.loads((out / "report.json").read_text())
-    assert statuses(again) == statuses(full)
+    assert matrix_verdicts(again["results"]) == matrix_verdicts(full["results"])
 
 
 def _wait_no_server(out: Path, timeout: float = 20) -> None:
