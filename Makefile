@@ -9,7 +9,7 @@ KUBEINFER := $(VENV)/bin/kubeinfer
 export KUBEINFER_CACHE_DIR ?= $(HOME)/.cache/kubeinfer
 PYTEST_ARGS ?=
 
-.PHONY: setup venv engine models demo test test-unit lint typecheck bench crds clean
+.PHONY: setup venv engine models demo test test-fast test-unit lint typecheck bench crds clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,26 +32,32 @@ models: engine
 demo: setup
 	$(KUBEINFER) bench run examples/quickstart.yaml --output results/quickstart
 
-## test: unit, integration and e2e tests against the real engine and model
+## test: every tier: unit, engine (real llama-server and model) and cluster (control plane, kubelet stand-in); docs/testing.md
 test: setup cluster-build helm-build prometheus chromium label-studio
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## test-fast: unit and engine tiers, no cluster (docs/testing.md gives its time on 2 cores)
+test-fast: setup chromium label-studio
+	$(PY) -m pytest tests/unit tests/engine $(PYTEST_ARGS)
+
+## test-unit: no engine and no cluster
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check kubeinfer tests perf
-	$(VENV)/bin/ruff format --check kubeinfer tests perf
+	$(VENV)/bin/ruff check kubeinfer tests testbed perf
+	$(VENV)/bin/ruff format --check kubeinfer tests testbed perf
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-## bench: speed, accuracy and memory figures, written as JSON under results/bench
-bench: setup
+## bench: speed, accuracy, memory and load figures (the 10,000-request cluster batch, operator scale), JSON in results/bench
+bench: setup cluster-build
 	mkdir -p results/bench
 	$(PY) perf/interactive_accuracy.py --out results/bench/interactive-accuracy.json
 	$(PY) perf/calibrate_sizing.py --out results/bench/sizing-calibration.json
 	$(PY) perf/gateway_throughput.py --out results/bench/gateway-throughput.json
 	$(PY) -m perf.cluster_batch_throughput --out results/bench/cluster-batch-throughput.json
+	$(PY) -m perf.cluster_batch_load --out results/bench/cluster-batch-load.json
 	$(PY) -m perf.prefix_cache --out results/bench/prefix-cache.json
 	$(PY) -m perf.operator_scale --out results/bench/operator-scale.json
 

@@ -25,14 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from hack.kubelet_standin import start_standin
 from kubeinfer.settings import Settings
 from perf.gateway_throughput import drive_direct, requests
 from testbed.batch_env import Env, batch_env
-from testbed.controlplane import running_cluster
-from testbed.wait import wait_for
+from testbed.local_node import cluster_with_local_node
 
-LOCAL_NODE = "local-exec"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 
@@ -48,21 +45,11 @@ def main() -> int:
     settings = Settings()
     with tempfile.TemporaryDirectory(prefix="kubeinfer-batch-bench-") as tmp:
         work = Path(tmp)
-        with running_cluster("kubeinfer-batch-bench", work / "cluster") as cluster:
-            standin = start_standin(cluster.kubeconfig, LOCAL_NODE, work / "standin")
-            try:
-                wait_for(
-                    lambda: any(
-                        c["type"] == "Ready" and c["status"] == "True"
-                        for c in cluster.get_json("node", LOCAL_NODE)["status"].get("conditions", [])
-                    ),
-                    timeout=90,
-                    what="local-exec Ready",
-                )
-                with batch_env(cluster, settings.models_root, work / "env") as env:
-                    result = measure(env, args)
-            finally:
-                standin.stop()
+        with (
+            cluster_with_local_node("kubeinfer-batch-bench", work) as cluster,
+            batch_env(cluster, settings.models_root, work / "env") as env,
+        ):
+            result = measure(env, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))  # noqa: T201

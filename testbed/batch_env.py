@@ -6,6 +6,8 @@ batch scripts of perf/.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from openai import OpenAI
+from openai.types import Batch
 
 from testbed.controlplane import Cluster
 from testbed.gateway_process import KEY, GatewayProcess
@@ -27,6 +30,7 @@ INSTALL = "smollm2-batch"
 PROJECT_LIMIT = "KUBEINFER_OPERATOR__BATCH_PROJECT_CONCURRENCY"
 #: A batch with no finished request for this long is marked Progressing=False (the stall test waits on it).
 STALL_SECONDS = "KUBEINFER_OPERATOR__BATCH_STALL_SECONDS"
+TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 
 @dataclass
@@ -39,6 +43,66 @@ class Env:
 
     def client(self) -> OpenAI:
         return OpenAI(base_url=f"{self.gateway.url}/v1", api_key=KEY, timeout=60, max_retries=3)
+
+
+def requests_file(path: Path, count: int, prefix: str = "req", model: str = MODEL, max_tokens: int = 1) -> Path:
+    """Tiny chat requests (two shared system prompts, `max_tokens` generated tokens), `prefix-<i>` as custom_id."""
+    with path.open("w") as handle:
+        for i in range(count):
+            system = "Answer with one word." if i % 2 else "Reply briefly."
+            body = {
+                "model": model,
+                "messages": [{"role": "system", "content": system}, {"role": "user", "content": f"Number {i}?"}],
+                "max_tokens": max_tokens,
+                "temperature": 0,
+            }
+            line = {"custom_id": f"{prefix}-{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}
+            handle.write(json.dumps(line) + "\n")
+    return path
+
+
+def submit(env: Env, path: Path, metadata: dict[str, str] | None = None) -> Batch:
+    client = env.client()
+    with path.open("rb") as handle:
+        uploaded = client.files.create(file=handle, purpose="batch")
+    return client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", metadata=metadata
+    )
+
+
+def wait_final(env: Env, batch_id: str, timeout: float) -> Batch:
+    client = env.client()
+
+    def final() -> Batch | None:
+        try:
+            batch = client.batches.retrieve(batch_id)
+        except Exception:  # noqa: BLE001  (the gateway may be restarting in the fault test)
+            return None
+        return batch if batch.status in TERMINAL else None
+
+    result: Batch = wait_for(final, timeout=timeout, interval=2, what=f"batch {batch_id} final")
+    return result
+
+
+def lines_of(env: Env, file_id: str | None) -> list[dict[str, Any]]:
+    if file_id is None:
+        return []
+    text = env.client().files.content(file_id).text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def assert_exactly_once(output: list[dict[str, Any]], errors: list[dict[str, Any]], expected: list[str]) -> None:
+    """One line per custom_id over the output and error files, none unknown, the output in input order."""
+    seen = Counter(line["custom_id"] for line in output + errors)
+    assert [cid for cid, n in seen.items() if n > 1] == []
+    assert set(seen) == set(expected)
+    assert [line["custom_id"] for line in output] == [c for c in expected if c in {x["custom_id"] for x in output}]
+
+
+def worker_pods(env: Env, batch_id: str) -> list[dict[str, Any]]:
+    selector = f"kubeinfer.dev/batch={batch_id},kubeinfer.dev/component=worker"
+    items: list[dict[str, Any]] = env.cluster.get_json("pods", "-n", NAMESPACE, "-l", selector)["items"]
+    return items
 
 
 def install_ready(cluster: Cluster, replicas: int = 2) -> dict[str, Any] | None:

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hack.kubelet_standin import StandIn
+from hack.kubelet_standin.network import ensure_bridge
 from testbed.controlplane import Cluster, build_binaries, running_cluster
+from testbed.local_node import running_local_node
 
 KUBE_FIXTURE = "kube_cluster"
 HERE = Path(__file__).parent
@@ -36,34 +39,16 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     certificate when it creates the cluster, and pods reach the API server at the bridge address. Clients
     that honour `tls-server-name` would not care, but kopf's (aiohttp) does not read it.
     """
-    from hack.kubelet_standin.network import ensure_bridge
-
     ensure_bridge()
     with running_cluster("kubeinfer-test", tmp_path_factory.mktemp("kube-cluster")) as cluster:
         yield cluster
 
 
 # --- the kubelet stand-in for local-exec (hack/kubelet_standin, docs/kubelet-standin.md) -------------------------
-from hack.kubelet_standin import StandIn, start_standin  # noqa: E402
-from testbed.wait import wait_for  # noqa: E402
-
-LOCAL_NODE = "local-exec"
-
-
-def _local_node_schedulable(cluster: Cluster) -> bool:
-    """Ready, and the node controller has lifted the not-ready/unreachable taints it put on while nobody heartbeat."""
-    node = cluster.get_json("node", LOCAL_NODE)
-    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
-    taints = [t["key"] for t in node["spec"].get("taints", []) if t["key"].startswith("node.kubernetes.io/")]
-    return ready and not taints
 
 
 @pytest.fixture(scope="session")
 def local_node(kube_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
     """The kubelet stand-in running local-exec's pods as local processes; stopped (nothing left) at session end."""
-    standin = start_standin(kube_cluster.kubeconfig, LOCAL_NODE, tmp_path_factory.mktemp("standin"))
-    try:
-        wait_for(lambda: _local_node_schedulable(kube_cluster), timeout=90, what=f"{LOCAL_NODE} Ready and untainted")
+    with running_local_node(kube_cluster, tmp_path_factory.mktemp("standin")) as standin:
         yield standin
-    finally:
-        standin.stop()

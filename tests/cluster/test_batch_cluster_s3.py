@@ -18,11 +18,10 @@ import pytest
 
 from hack.kubelet_standin.network import HOST_IP
 from kubeinfer.settings import Settings
-from testbed.batch_env import NAMESPACE, Env, batch_env
+from testbed.batch_env import NAMESPACE, Env, assert_exactly_once, batch_env, lines_of, requests_file, wait_final
 from testbed.controlplane import Cluster
 from testbed.namespace_env import apply
 from testbed.s3 import DUMMY_AWS_ENV, S3Server, s3_server
-from tests.cluster.test_batch_cluster import assert_exactly_once, lines_of, requests_file, wait_final
 
 pytestmark = pytest.mark.timeout(1500)
 

@@ -20,8 +20,8 @@ import yaml
 from playwright.sync_api import Browser, Page, expect
 
 from kubeinfer.bench.recommend import cell_rating
-from kubeinfer.cluster.access import PROJECT_LABEL
 from kubeinfer.resources.benchmark_matrix import CellResult
+from kubeinfer.resources.names import PROJECT_LABEL
 from kubeinfer.settings import Settings
 from testbed.browser import signed_in_page
 from testbed.controlplane import Cluster

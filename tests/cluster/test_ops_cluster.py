@@ -16,14 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from typer.testing import CliRunner
 
-from hack.chromium import launch_chromium
 from kubeinfer.cli.app import app as cli
-from kubeinfer.cluster.workers import ClusterWorkers, api_client
+from kubeinfer.cluster.workers import ClusterWorkers
+from kubeinfer.kube.client import api_client
 from kubeinfer.settings import Settings
 from testbed.batch_env import INSTALL, MODEL, NAMESPACE, Env, batch_env, install_ready
+from testbed.browser import signed_in_page
 from testbed.controlplane import Cluster
 from testbed.gateway_process import KEY
 from testbed.wait import wait_for
@@ -152,33 +153,27 @@ def test_batches_and_their_workers_are_listed_shown_and_cancelled(env: Env, tmp_
         assert "is not a kubeinfer model server or batch worker" in refused.output
 
 
-def test_console_logs_page_shows_and_searches_a_pod_log(env: Env) -> None:
+def test_console_logs_page_shows_and_searches_a_pod_log(env: Env, browser: Browser) -> None:
     (server,) = servers(env)
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_context(base_url=env.gateway.url).new_page()
-            page.goto("/ui/login")
-            page.get_by_label("API key").fill(KEY)
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_test_id("project")).to_be_visible()
-            page.goto("/ui/logs")
-            table = page.get_by_test_id("pod-logs")
-            expect(table).to_contain_text(server["name"])
-            table.get_by_role("link", name=server["name"]).click()
-            expect(page.get_by_test_id("log-lines")).not_to_be_empty()
-            search = page.get_by_test_id("log-search")
-            search.get_by_label("search").fill("model loaded")
-            search.get_by_label("last").fill("5000")
-            search.get_by_role("button", name="Show").click()
-            expect(page.get_by_test_id("log-lines")).to_contain_text("model loaded")
-            expect(page.get_by_test_id("log-summary")).to_contain_text("contain “model loaded”")
-            with page.expect_download() as download:
-                page.get_by_test_id("log-download").click()
-            assert download.value.suggested_filename == f"{server['name']}.log"
-            assert "model loaded" in Path(download.value.path()).read_text()
-        finally:
-            browser.close()
+    page = signed_in_page(browser, env.gateway.url, KEY)
+    try:
+        page.goto("/ui/logs")
+        table = page.get_by_test_id("pod-logs")
+        expect(table).to_contain_text(server["name"])
+        table.get_by_role("link", name=server["name"]).click()
+        expect(page.get_by_test_id("log-lines")).not_to_be_empty()
+        search = page.get_by_test_id("log-search")
+        search.get_by_label("search").fill("model loaded")
+        search.get_by_label("last").fill("5000")
+        search.get_by_role("button", name="Show").click()
+        expect(page.get_by_test_id("log-lines")).to_contain_text("model loaded")
+        expect(page.get_by_test_id("log-summary")).to_contain_text("contain “model loaded”")
+        with page.expect_download() as download:
+            page.get_by_test_id("log-download").click()
+        assert download.value.suggested_filename == f"{server['name']}.log"
+        assert "model loaded" in Path(download.value.path()).read_text()
+    finally:
+        page.context.close()
 
 
 def test_restart_deletes_the_pod_and_a_new_one_becomes_ready(env: Env) -> None:

@@ -12,8 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-from kubeinfer.operator.model_builders import build_server_deployment
-
+from kubeinfer.operator.builders.model_install import build_server_deployment
 from kubeinfer.resources.model_install import ModelInstall
 from kubeinfer.settings import OperatorSettings, Settings
 from testbed.controlplane import Cluster
