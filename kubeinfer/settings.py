@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kubeinfer.resources.names import POOL_LABEL
+
 
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "kubeinfer"
@@ -106,7 +108,7 @@ class OperatorSettings(BaseModel):
     runner_service_account: str = "kubeinfer-runner"
     runner_pool: str = Field(default="cpu", description="Pool whose nodes run prepare and measure Jobs")
     model_cache_claim: str = Field(default="model-cache", description="PVC holding the model cache")
-    pool_label: str = "kubeinfer.dev/pool"
+    pool_label: str = POOL_LABEL
     pool_aliases: dict[str, str] = Field(
         default_factory=dict, description="Logical pool -> node label value, e.g. {'cpu': 'local'}"
     )

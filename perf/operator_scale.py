@@ -9,7 +9,7 @@ them to complete.
 
 What is simulated, and why: kwok's nodes run no containers, so the model-server pods on the CPU/GPU pools
 are only made Running and Ready by kwok, and the runner Jobs run on a small `runner` pool served by
-perf/sim_runner.py, which writes the result ConfigMap each `kubeinfer cell` step would write and then
+perf/sim_runner.py, which writes the result ConfigMap each `kubeinfer step` would write and then
 reports the pod Succeeded. Every cell therefore walks the operator's real code path (prepare Job, pre-flight,
 server pod, measure Job, status checkpoint, report), but no model is loaded and nothing is measured on a
 model: the figures are the **operator's own overhead**, not inference performance.

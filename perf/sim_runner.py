@@ -1,6 +1,6 @@
 """A simulated runner pool for the operator scale benchmark: nodes whose runner Job pods "run" without a container.
 
-SIMULATION. On kwok's nodes no container ever runs, so the operator's `kubeinfer cell prepare|measure` Jobs
+SIMULATION. On kwok's nodes no container ever runs, so the operator's `kubeinfer step prepare|measure` Jobs
 would never write their result ConfigMaps. This module stands in for the kubelet of a small `runner` pool
 (nodes not annotated for kwok, so kwok leaves them alone): it heartbeats those nodes, watches the runner
 pods the real scheduler binds to them, writes the `<job>-result` ConfigMap a real runner would write, and
@@ -76,8 +76,8 @@ def runner_node(name: str) -> dict[str, Any]:
 
 
 def parse_runner_command(command: list[str]) -> tuple[str, dict[str, str]]:
-    """(`prepare`|`measure`, options) from `kubeinfer cell <step> --cell K --result R ...`."""
-    if command[:2] != ["kubeinfer", "cell"] or len(command) < 3:
+    """(`prepare`|`measure`, options) from `kubeinfer step <step> --cell K --result R ...`."""
+    if command[:2] != ["kubeinfer", "step"] or len(command) < 3:
         raise ValueError(f"not a runner command: {command}")
     options: dict[str, str] = {}
     rest = command[3:]
@@ -98,7 +98,7 @@ def _sized(path: Path, spec_json: str) -> tuple[int, int, int]:
 
 
 def prepare_result(matrix: BenchmarkMatrix, cell: str, models_root: Path) -> dict[str, Any]:
-    """What `kubeinfer cell prepare` writes, sized by kubeinfer's own code on the cached GGUF."""
+    """What `kubeinfer step prepare` writes, sized by kubeinfer's own code on the cached GGUF."""
     model, _, quantization = cell.partition("/")
     cached = ModelCache(models_root).get(model, quantization)
     if cached is None:
@@ -117,7 +117,7 @@ def prepare_result(matrix: BenchmarkMatrix, cell: str, models_root: Path) -> dic
 
 
 def measure_result(cell: str, profiles: list[str]) -> dict[str, Any]:
-    """What `kubeinfer cell measure` writes: unrated profile outcomes; memory was not measured."""
+    """What `kubeinfer step measure` writes: unrated profile outcomes; memory was not measured."""
     quantization = cell.partition("/")[2]
     tokens_per_second, ttft = INTERACTIVE_FIGURES.get(quantization, DEFAULT_FIGURES)
     outcomes: dict[str, Any] = {}

@@ -10,24 +10,25 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Benchmark and serve LLMs, locally or on Kubernetes."
 )
 
-#: (module, command name) of each sub-app; a module exposes `app: typer.Typer`.
+#: (module, attribute, command name, hidden) of each sub-app; hidden ones are for the operator's pods.
 SUBCOMMANDS = [
-    ("kubeinfer.cli.engine", "engine"),
-    ("kubeinfer.cli.models", "models"),
-    ("kubeinfer.cli.bench", "bench"),
-    ("kubeinfer.cli.gateway", "gateway"),
-    ("kubeinfer.cli.batch", "batch"),
-    ("kubeinfer.cli.workers", "workers"),
-    ("kubeinfer.cli.batches", "batches"),
-    ("kubeinfer.cli.operator", "operator"),
-    ("kubeinfer.cli.cell", "cell"),
+    ("kubeinfer.cli.engine", "app", "engine", False),
+    ("kubeinfer.cli.models", "app", "models", False),
+    ("kubeinfer.cli.bench", "app", "bench", False),
+    ("kubeinfer.cli.gateway", "app", "gateway", False),
+    ("kubeinfer.cli.batch", "app", "batch", False),
+    ("kubeinfer.cli.workers", "app", "workers", False),
+    ("kubeinfer.cli.batches", "app", "batches", False),
+    ("kubeinfer.cli.operator", "app", "operator", False),
+    ("kubeinfer.steps.app", "app", "step", True),
+    ("kubeinfer.steps.app", "cell_app", "cell", True),
 ]
 
-for module_name, command in SUBCOMMANDS:
+for module_name, attribute, command, hidden in SUBCOMMANDS:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name != module_name:
             raise
         continue
-    app.add_typer(module.app, name=command)
+    app.add_typer(getattr(module, attribute), name=command, hidden=hidden)

@@ -24,7 +24,6 @@ from kubeinfer.bench.local import LocalExecutor
 from kubeinfer.bench.planner import PlanError, PlannedCell, plan
 from kubeinfer.bench.report import FORMATS, as_report_data, write_reports
 from kubeinfer.bench.runner import MatrixOutcome, MatrixRunner, RunEvents
-from kubeinfer.cli.cluster_report import ClusterReportError, fetch_report
 from kubeinfer.cli.common import console, fail
 from kubeinfer.engines.llamacpp_build import EngineBuildError, EngineInstall, build
 from kubeinfer.models.cache import ModelCache
@@ -234,9 +233,14 @@ def report(
     fmt: ReportFormat = typer.Option(ReportFormat.all, "--format", help="Which report file(s) to write."),
 ) -> None:
     """Fetch the report of a matrix the operator finished; write the files `bench run` writes."""
+    from kubeinfer.cluster.matrices import fetch_report
+    from kubeinfer.kube.errors import ClusterError, NoConfiguration
+
     try:
         fetched = fetch_report(name, namespace, kubeconfig)
-    except ClusterReportError as exc:
+    except NoConfiguration as exc:
+        fail(escape(f"{exc}; pass --kubeconfig or set KUBECONFIG" if kubeconfig is None else str(exc)))
+    except ClusterError as exc:
         fail(escape(str(exc)))
     source = f"configmap/{fetched.config_map} in namespace {fetched.namespace}"
     try:

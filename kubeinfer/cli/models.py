@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 from rich.table import Table
 
 from kubeinfer.cli.common import console, fail
-from kubeinfer.engines.llamacpp_build import find_installed
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.catalog import UnknownModelError, lookup
 from kubeinfer.models.download import Progress as ProgressCallback
@@ -25,14 +23,9 @@ GIB = 1024**3
 
 
 def _resolver() -> ModelResolver:
-    """llama-quantize from PATH (an image, a pod) or else from the engine cache."""
-    import shutil
+    from kubeinfer.steps.install import model_resolver
 
-    settings = get_settings()
-    found = shutil.which("llama-quantize")
-    engine = None if found else find_installed(settings.engines_root)
-    quantizer = Path(found) if found else (engine.llama_quantize if engine else None)
-    return ModelResolver(ModelCache(settings.models_root), quantizer, log=console.print)
+    return model_resolver()
 
 
 @app.command()
@@ -144,48 +137,14 @@ def install(
     In a Job, a broken transfer exits non-zero so the Job's next pod resumes it; a failure that another
     try cannot fix (checksum mismatch, unknown file) is written to the result and exits 0.
     """
-    from kubeinfer.cli.install_job import ProgressWriter, load_from_env, write_result
-    from kubeinfer.models.cache import ChecksumError
-    from kubeinfer.models.install import install as install_model
-    from kubeinfer.models.sources import TransientFetchError
     from kubeinfer.resources.loader import ManifestError, load_model_install
+    from kubeinfer.steps.install import load_from_env, run_install
 
     try:
         resource = load_model_install(manifest) if manifest else load_from_env()
     except ManifestError as exc:
         fail(str(exc))
-    writer = ProgressWriter(progress) if progress else None
-    resolver = _resolver()
-    resolver.progress = writer.update if writer else _console_progress()
-    try:
-        outcome = install_model(resource.model_name, resource.spec, resolver, source_mount)
-    except TransientFetchError as exc:
-        fail(f"{exc}; run again to resume", code=75)
-    except ChecksumError as exc:
-        _install_failed(result, "ChecksumMismatch", str(exc))
-    except (ModelFetchError, QuantizeError, SizingError, OSError, ValueError) as exc:
-        _install_failed(result, "InstallFailed", str(exc))
-    finally:
-        if writer:
-            writer.flush()
-    if result:
-        write_result(result, outcome.to_dict())
-    for item in outcome.files:
-        console.print(f"{resource.model_name} {item.quantization}: {item.path} sha256 {item.sha256[:12]}...")
-    console.print(
-        f"sizing ({outcome.sizing['quantization']}, ctx {outcome.sizing['ctxSize']} x {outcome.sizing['parallel']}):"
-        f" {outcome.sizing['estimatedBytes'] / GIB:.2f} GiB"
-    )
-
-
-def _install_failed(result: str | None, reason: str, message: str) -> NoReturn:
-    if result is None:
-        fail(message)
-    from kubeinfer.cli.install_job import write_result
-
-    write_result(result, {"error": message, "reason": reason})
-    console.print(f"{reason}: {message}")
-    raise typer.Exit(0)
+    run_install(resource, result, progress, source_mount, _console_progress())
 
 
 def _console_progress() -> ProgressCallback:

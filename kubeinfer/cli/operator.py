@@ -14,12 +14,13 @@ def run(
     namespace: str | None = typer.Option(None, help="Watch only this namespace (default: all, or settings)."),
     liveness: str | None = typer.Option(None, help="Serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz"),
 ) -> None:
-    """Reconcile BenchmarkMatrix and ModelInstall resources until stopped."""
+    """Reconcile BenchmarkMatrix, ModelInstall and BatchJob resources until stopped."""
     import kopf
 
-    import kubeinfer.operator.batch_job  # noqa: F401
-    import kubeinfer.operator.handlers  # noqa: F401  (registers the handlers)
+    import kubeinfer.operator.batch_job  # noqa: F401  (each door registers its handlers when imported)
+    import kubeinfer.operator.benchmark_matrix  # noqa: F401
     import kubeinfer.operator.model_install  # noqa: F401
+    import kubeinfer.operator.startup  # noqa: F401
 
     kopf.configure(verbose=False)
     watched = namespace or get_settings().operator.namespace

@@ -54,7 +54,8 @@ class Target:
         return self.namespace is not None
 
     def api_client(self) -> Any:
-        from kubeinfer.cluster.workers import ClusterError, api_client
+        from kubeinfer.kube.client import api_client
+        from kubeinfer.kube.errors import ClusterError
 
         try:
             return api_client(self.kubeconfig)
@@ -78,7 +79,7 @@ def target(namespace: str | None, kubeconfig: Path | None, base_url: str | None,
 @contextmanager
 def cluster_errors() -> Iterator[None]:
     """A ClusterError as one line and exit code 1, instead of a traceback."""
-    from kubeinfer.cluster.workers import ClusterError
+    from kubeinfer.kube.errors import ClusterError
 
     try:
         yield

@@ -6,9 +6,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from kubeinfer.cluster.workers import REQUEST_TIMEOUT, ClusterError, NotFound, api_errors, translate
+from kubeinfer.cluster.workers import REQUEST_TIMEOUT
+from kubeinfer.kube.errors import ClusterError, NotFound, api_errors, translate
+from kubeinfer.resources.names import BATCH_PLURAL, GROUP, VERSION
 
-GROUP, VERSION, PLURAL = "kubeinfer.dev", "v1alpha1", "batchjobs"
+PLURAL = BATCH_PLURAL
 FINISHED = ("completed", "failed", "expired")
 STOPPING = ("cancelling", "cancelled")
 
@@ -69,7 +71,7 @@ class ClusterBatches:
         try:
             response = method(GROUP, VERSION, self.namespace, PLURAL, *args, _request_timeout=REQUEST_TIMEOUT)
         except api_errors() as exc:
-            raise translate(exc, what) from None
+            raise translate(exc, what, self.custom.api_client.configuration.host) from None
         body: dict[str, Any] = response
         return body
 

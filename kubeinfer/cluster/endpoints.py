@@ -7,29 +7,23 @@ ModelInstall's `status.serving.endpoints`, and reading them needs only `get`/`li
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from typing import Any
 
-GROUP, VERSION, PLURAL = "kubeinfer.dev", "v1alpha1", "modelinstalls"
+from kubeinfer.kube.client import api_client
+from kubeinfer.resources.names import GROUP, INSTALL_PLURAL, VERSION, service_name
+
+PLURAL = INSTALL_PLURAL
 SERVICE_LABEL = "kubernetes.io/service-name"
 PORT_NAME = "http"
 
 
-def service_name(install: str) -> str:
-    """The Service the operator creates for ModelInstall `install` (kubeinfer.operator.model_builders).
-
-    Repeated here because this package may not import the operator; a unit test checks both agree.
-    """
-    return re.sub(r"[^a-z0-9]+", "-", install.lower()).strip("-")[:63]
-
-
 @cache
 def _apis() -> tuple[Any, Any]:
-    from kubernetes import client, config
+    from kubernetes import client
 
-    config.load_config()
-    return client.DiscoveryV1Api(), client.CustomObjectsApi()
+    api = api_client()
+    return client.DiscoveryV1Api(api), client.CustomObjectsApi(api)
 
 
 def slice_urls(slices: list[Any]) -> list[str]:

@@ -1,33 +1,27 @@
 """BenchmarkMatrices of a namespace: phase and progress, and a finished matrix's report from its ConfigMap.
 
 The operator names the report in `status.report` (`configmap/<name>`, key `report.json`), the same
-document `kubeinfer bench run` writes, so the console renders it with the domain's report models.
+document `kubeinfer bench run` writes, so the console renders it with the domain's report models and
+`kubeinfer bench report` writes the files `bench run` writes.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from kubeinfer.bench.report import ReportData, as_report_data
-from kubeinfer.cluster.access import (
-    GROUP,
-    REQUEST_TIMEOUT,
-    VERSION,
-    ObjectNotFound,
-    call,
-    core,
-    custom_objects,
-    project_of,
-    visible_to,
-)
+from kubeinfer.cluster.access import REQUEST_TIMEOUT, core, custom_objects, project_of, visible_to
+from kubeinfer.kube.client import api_client, default_namespace
+from kubeinfer.kube.errors import ClusterError, NotFound, call
 from kubeinfer.resources.benchmark_matrix import CellResult
+from kubeinfer.resources.names import GROUP, MATRIX_PLURAL, REPORT_KEY, VERSION
 
-PLURAL = "benchmarkmatrices"
-REPORT_KEY = "report.json"
+PLURAL = MATRIX_PLURAL
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,7 @@ def list_matrices(namespace: str, project: str) -> list[MatrixSummary]:
 
 
 def read_matrix(namespace: str, name: str, project: str) -> ClusterMatrix:
-    """One matrix `project` may see; raises ObjectNotFound for a missing matrix and for another project's."""
+    """One matrix `project` may see; raises NotFound for a missing matrix and for another project's."""
     what = f"BenchmarkMatrix {name} in namespace {namespace}"
     body = call(
         lambda: custom_objects().get_namespaced_custom_object(
@@ -100,7 +94,7 @@ def read_matrix(namespace: str, name: str, project: str) -> ClusterMatrix:
         what,
     )
     if not visible_to(body, project):
-        raise ObjectNotFound(f"{what}: not found")
+        raise NotFound(f"{what} not found")
     summary = summarize(body)
     if summary.phase == "Completed":
         try:
@@ -115,33 +109,91 @@ def read_matrix(namespace: str, name: str, project: str) -> ClusterMatrix:
     return ClusterMatrix(summary, cells, None, None)
 
 
-class ReportUnavailable(ValueError):
-    """A Completed matrix whose report cannot be read; the message says what is wrong."""
+class ReportUnavailable(ClusterError, ValueError):
+    """A matrix whose report cannot be read (unfinished, or its ConfigMap missing or broken); says which and why."""
+
+
+def report_config_map(where: str, status: dict[str, Any]) -> str:
+    """The report ConfigMap's name from a Completed matrix's status; raises ReportUnavailable otherwise."""
+    phase = status.get("phase") or "Pending"
+    if phase != "Completed":
+        progress = f"{status.get('cellsDone', 0)}/{status.get('cellsTotal', 0)} cells done"
+        why = next((c.get("message") for c in status.get("conditions") or [] if c.get("message")), None)
+        detail = f"phase {phase}, {progress}" + (f": {why}" if why and phase == "Failed" else "")
+        raise ReportUnavailable(f"{where} is not finished ({detail}); its report is written when it completes")
+    return _config_map_of(where, status.get("report"))
+
+
+def _config_map_of(where: str, pointer: str | None) -> str:
+    kind, _, config_map = str(pointer or "").partition("/")
+    if kind != "configmap" or not config_map:
+        raise ReportUnavailable(f"{where} is Completed but status.report is {pointer!r}")
+    return config_map
+
+
+def read_report_document(core_api: Any, namespace: str, where: str, config_map: str) -> dict[str, Any]:
+    """The report JSON from ConfigMap `config_map`: a document with a results list, not yet validated."""
+    try:
+        body = call(
+            lambda: core_api.read_namespaced_config_map(config_map, namespace, _request_timeout=REQUEST_TIMEOUT),
+            f"report ConfigMap {config_map} of {where}",
+            core_api.api_client.configuration.host,
+        )
+    except NotFound as exc:
+        raise ReportUnavailable(f"{where} is Completed but its report ConfigMap {config_map} is missing") from exc
+    raw = (body.data or {}).get(REPORT_KEY)
+    if raw is None:
+        raise ReportUnavailable(f"ConfigMap {config_map} in namespace {namespace} has no {REPORT_KEY} key")
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise ReportUnavailable(f"ConfigMap {config_map}: {REPORT_KEY} is not JSON ({exc})") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("results"), list):
+        raise ReportUnavailable(f"ConfigMap {config_map}: {REPORT_KEY} is not a kubeinfer report (no results list)")
+    return document
 
 
 def read_report(namespace: str, what: str, pointer: str | None) -> ReportData:
-    kind, _, config_map = str(pointer or "").partition("/")
-    if kind != "configmap" or not config_map:
-        raise ReportUnavailable(f"{what} is Completed but status.report is {pointer!r}")
+    """The report of a Completed matrix, validated by the domain's report models (for the console)."""
+    config_map = _config_map_of(what, pointer)
+    document = read_report_document(core(), namespace, what, config_map)
     try:
-        body = call(
-            lambda: core().read_namespaced_config_map(config_map, namespace, _request_timeout=REQUEST_TIMEOUT),
-            f"report ConfigMap {config_map} of {what}",
-        )
-    except ObjectNotFound as exc:
-        raise ReportUnavailable(f"{what} is Completed but its report ConfigMap {config_map} is missing") from exc
-    raw = (body.data or {}).get(REPORT_KEY)
-    if raw is None:
-        raise ReportUnavailable(f"ConfigMap {config_map} has no {REPORT_KEY} key")
-    try:
-        document = json.loads(raw)
-        if not isinstance(document, dict) or not isinstance(document.get("results"), list):
-            raise ValueError("it has no results list")
         return as_report_data(document)
     except ValidationError as exc:
         raise ReportUnavailable(f"ConfigMap {config_map}: not a kubeinfer report: {_first(exc)}") from exc
     except (ValueError, TypeError) as exc:
         raise ReportUnavailable(f"ConfigMap {config_map}: {REPORT_KEY} is not a kubeinfer report ({exc})") from exc
+
+
+@dataclass
+class FetchedReport:
+    namespace: str
+    config_map: str
+    report: dict[str, Any]
+
+
+def fetch_report(name: str, namespace: str | None = None, kubeconfig: Path | None = None) -> FetchedReport:
+    """Read BenchmarkMatrix `name` and, once it is Completed, the report its status points at (for the CLI)."""
+    from kubernetes import client
+
+    api = api_client(kubeconfig)
+    namespace = namespace or default_namespace(kubeconfig)
+    server = api.configuration.host
+    where = f"BenchmarkMatrix {name} in namespace {namespace}"
+    try:
+        matrix = call(
+            lambda: client.CustomObjectsApi(api).get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT
+            ),
+            where,
+            server,
+        )
+    except NotFound as exc:
+        raise NotFound(f"{exc} (kubectl get benchmarkmatrices -n {namespace} lists them)") from exc
+    config_map = report_config_map(where, matrix.get("status") or {})
+    return FetchedReport(
+        namespace, config_map, read_report_document(client.CoreV1Api(api), namespace, where, config_map)
+    )
 
 
 def _first(exc: ValidationError) -> str:

@@ -7,27 +7,18 @@ each problem is reported against the form field it came from.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from kubeinfer.cluster.access import (
-    GROUP,
-    PROJECT_LABEL,
-    REQUEST_TIMEOUT,
-    VERSION,
-    ClusterError,
-    call,
-    custom_objects,
-    project_of,
-    visible_to,
-)
+from kubeinfer.cluster.access import REQUEST_TIMEOUT, custom_objects, project_of, visible_to
+from kubeinfer.kube.errors import Conflict, Invalid, call
 from kubeinfer.resources.model_install import ModelInstall
+from kubeinfer.resources.names import GROUP, INSTALL_PLURAL, PROJECT_LABEL, VERSION
 
-PLURAL = "modelinstalls"
+PLURAL = INSTALL_PLURAL
 SOURCES = ("pypi", "hf", "url")
 #: A Kubernetes label value, which the project name becomes.
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -211,8 +202,6 @@ def _source(form: InstallForm) -> dict[str, Any]:
 
 def create_install(namespace: str, install: ModelInstall) -> None:
     """Create the ModelInstall; a taken name or the API server's own validation raise InvalidInstall."""
-    from kubernetes import client
-
     name = install.metadata.name
     try:
         call(
@@ -221,18 +210,13 @@ def create_install(namespace: str, install: ModelInstall) -> None:
             ),
             f"create ModelInstall {name} in namespace {namespace}",
         )
-    except ClusterError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, client.ApiException) and cause.status == 409:
-            message = f"a ModelInstall named {name} already exists in namespace {namespace}; choose another name"
-            raise InvalidInstall({"name": message}) from None
-        if isinstance(cause, client.ApiException) and cause.status == 422:
-            raise InvalidInstall({"form": f"the API server refused the ModelInstall: {_api_message(cause)}"}) from None
-        raise
+    except Conflict:
+        message = f"a ModelInstall named {name} already exists in namespace {namespace}; choose another name"
+        raise InvalidInstall({"name": message}) from None
+    except Invalid as exc:
+        raise InvalidInstall({"form": f"the API server refused the ModelInstall: {_api_message(exc)}"}) from None
 
 
-def _api_message(exc: Any) -> str:
-    try:
-        return str(json.loads(exc.body).get("message") or exc.reason)
-    except (TypeError, ValueError):
-        return str(exc.reason)
+def _api_message(exc: Invalid) -> str:
+    """The API server's own words, without the `create ModelInstall ...:` prefix the error carries."""
+    return str(exc).partition(": ")[2] or str(exc)

@@ -12,39 +12,29 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-MANAGED_BY = ("app.kubernetes.io/managed-by", "kubeinfer")
-GROUP = "kubeinfer.dev"
-PLURAL = "batchjobs"
-COMPONENT_LABEL = f"{GROUP}/component"
-INSTALL_LABEL = f"{GROUP}/model-install"
-QUANT_LABEL = f"{GROUP}/quantization"
-BATCH_LABEL = f"{GROUP}/batch"
-MATRIX_LABEL = f"{GROUP}/matrix"
+from kubeinfer.kube.errors import ClusterError, Forbidden, NotFound, api_errors, translate
+from kubeinfer.resources.names import (
+    BATCH_LABEL,
+    BATCH_PLURAL,
+    COMPONENT_LABEL,
+    GROUP,
+    INSTALL_LABEL,
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    MATRIX_LABEL,
+    QUANT_LABEL,
+    RESULT_KEY,
+    VERSION,
+)
+
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 #: Components whose pods `kubeinfer workers` shows: model servers and BatchJob shard workers.
 COMPONENTS = {"server": "server", "worker": "worker"}
-SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{COMPONENT_LABEL} in (server,worker)"
+SELECTOR = f"{MANAGED_BY_KEY}={MANAGED_BY_VALUE},{COMPONENT_LABEL} in (server,worker)"
 MEMORY_PORT_NAME = "memory"
 REQUEST_TIMEOUT = 10
-
-
-class ClusterError(RuntimeError):
-    """A Kubernetes call failed in a way the user can act on; the message says how."""
-
-
-class ClusterUnreachable(ClusterError):
-    pass
-
-
-class Forbidden(ClusterError):
-    pass
-
-
-class NotFound(ClusterError, LookupError):
-    pass
 
 
 class NotOwned(ClusterError):
@@ -73,46 +63,6 @@ class WorkerStatus:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def api_client(kubeconfig: Path | None = None) -> Any:
-    """A client from `kubeconfig`, else $KUBECONFIG / ~/.kube/config, else the pod's ServiceAccount."""
-    from kubernetes import client, config
-
-    try:
-        if kubeconfig is not None:
-            return config.new_client_from_config(str(kubeconfig))
-        config.load_config()
-    except (config.ConfigException, OSError) as exc:
-        raise ClusterUnreachable(f"no usable Kubernetes configuration: {exc}") from None
-    return client.ApiClient()
-
-
-def translate(exc: Exception, what: str) -> ClusterError:
-    """An ApiException or a connection error as the ClusterError a user can act on."""
-    from kubernetes.client import ApiException
-
-    if isinstance(exc, ApiException):
-        if exc.status == 404:
-            return NotFound(f"{what} not found")
-        if exc.status in (401, 403):
-            return Forbidden(f"forbidden: {what}: {_reason(exc)}")
-        return ClusterError(f"{what}: HTTP {exc.status}: {_reason(exc)}")
-    return ClusterUnreachable(f"cannot reach the Kubernetes API server ({what}): {exc}")
-
-
-def _reason(exc: Any) -> str:
-    try:
-        return str(json.loads(exc.body).get("message") or exc.reason)
-    except (TypeError, ValueError, AttributeError):
-        return str(exc.reason)
-
-
-def api_errors() -> tuple[type[Exception], ...]:
-    import urllib3
-    from kubernetes.client import ApiException
-
-    return (ApiException, urllib3.exceptions.HTTPError, OSError)
 
 
 def _time(stamp: Any) -> float | None:
@@ -185,7 +135,7 @@ class ClusterWorkers:
         try:
             return method(*args, **kwargs)
         except api_errors() as exc:
-            raise translate(exc, what) from None
+            raise translate(exc, what, self.core.api_client.configuration.host) from None
 
     def _json(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
         response = self._call(what, method, *args, _preload_content=False, **kwargs)
@@ -223,9 +173,9 @@ class ClusterWorkers:
                 f"batchjobs in {self.namespace}",
                 self.custom.list_namespaced_custom_object,
                 GROUP,
-                "v1alpha1",
+                VERSION,
                 self.namespace,
-                PLURAL,
+                BATCH_PLURAL,
             )["items"]
         except ClusterError:
             return {}
@@ -283,7 +233,7 @@ class ClusterWorkers:
         done = total = None
         heartbeat = None
         if cm is not None:
-            shard = json.loads((cm.get("data") or {}).get("result.json") or "{}")
+            shard = json.loads((cm.get("data") or {}).get(RESULT_KEY) or "{}")
             done, total = int(shard.get("completed", 0)) + int(shard.get("failed", 0)), shard.get("total")
             heartbeat = _config_map_written(cm)
         return WorkerStatus(
@@ -306,7 +256,7 @@ class ClusterWorkers:
         except NotFound:
             raise NotFound(f"no pod named {name} in namespace {self.namespace}") from None
         labels = pod["metadata"].get("labels") or {}
-        if labels.get(MANAGED_BY[0]) != MANAGED_BY[1] or labels.get(COMPONENT_LABEL) not in COMPONENTS:
+        if labels.get(MANAGED_BY_KEY) != MANAGED_BY_VALUE or labels.get(COMPONENT_LABEL) not in COMPONENTS:
             raise NotOwned(f"pod {name} is not a kubeinfer model server or batch worker")
         return pod
 

@@ -18,22 +18,20 @@ from functools import cache
 from typing import Any
 
 from kubeinfer.batch.service import COMPLETION_WINDOWS, BatchNotFound, InvalidBatchRequest, check_batch_request
+from kubeinfer.kube.client import api_client
 from kubeinfer.resources.batch_job import BATCH_ENDPOINTS
+from kubeinfer.resources.names import BATCH_PLURAL, GROUP, PROJECT_LABEL, SEQUENCE_ANNOTATION, VERSION
 from kubeinfer.storage.blobs import BlobStore
 from kubeinfer.storage.records import BatchRecord, FileRecord, MetadataStore, new_id
 
-GROUP, VERSION, PLURAL = "kubeinfer.dev", "v1alpha1", "batchjobs"
-PROJECT_LABEL = "kubeinfer.dev/project"
-#: Nanoseconds at creation: orders batches created within the same second (creationTimestamp has seconds).
-SEQUENCE_ANNOTATION = "kubeinfer.dev/created-ns"
+PLURAL = BATCH_PLURAL
 
 
 @cache
 def _custom_api() -> Any:
-    from kubernetes import client, config
+    from kubernetes import client
 
-    config.load_config()
-    return client.CustomObjectsApi()
+    return client.CustomObjectsApi(api_client())
 
 
 def _created(body: dict[str, Any]) -> int:

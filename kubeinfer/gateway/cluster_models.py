@@ -6,15 +6,17 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-GROUP, VERSION, PLURAL = "kubeinfer.dev", "v1alpha1", "modelinstalls"
+from kubeinfer.kube.client import api_client
+from kubeinfer.resources.names import GROUP, INSTALL_PLURAL, VERSION
+
+PLURAL = INSTALL_PLURAL
 
 
 @cache
 def _custom_api() -> Any:
-    from kubernetes import client, config
+    from kubernetes import client
 
-    config.load_config()
-    return client.CustomObjectsApi()
+    return client.CustomObjectsApi(api_client())
 
 
 def served_models(namespace: str) -> dict[str, int]:

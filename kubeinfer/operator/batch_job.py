@@ -24,22 +24,30 @@ from kubernetes import client
 
 from kubeinfer.batch.admission import Candidate, may_start
 from kubeinfer.batch.merge import result_file_ids
-from kubeinfer.operator.batch_builders import (
-    BATCH_LABEL,
+from kubeinfer.kube.client import api_client
+from kubeinfer.kube.conditions import condition
+from kubeinfer.kube.objects import create_or_adopt, delete_job, read_json_config_map
+from kubeinfer.operator.builders.batch_job import (
     build_clean_job,
     build_merge_job,
     build_validate_job,
     build_worker_job,
-    job_name,
-    progress_prefix,
-    result_name,
 )
-from kubeinfer.operator.kube import create_or_adopt, delete_job, read_json_config_map, shared_api_client
 from kubeinfer.operator.model_install import signal_demand
-from kubeinfer.operator.names import GROUP, VERSION
+from kubeinfer.resources.names import (
+    BATCH_LABEL,
+    BATCH_PLURAL,
+    COMPONENT_LABEL,
+    GROUP,
+    INSTALL_PLURAL,
+    VERSION,
+    batch_job_name,
+    batch_result_name,
+    shard_progress_prefix,
+)
 from kubeinfer.settings import OperatorSettings, get_settings
 
-PLURAL = "batchjobs"
+PLURAL = BATCH_PLURAL
 COMPLETION_WINDOWS = {"24h": 24 * 3600}
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 Emit = Callable[[str, str, bool], None]
@@ -114,7 +122,7 @@ class BatchJobReconciler:
         return True
 
     def _validate(self, body: dict[str, Any]) -> None:
-        result = read_json_config_map(self.core, self.namespace, result_name(self.name, "validate"))
+        result = read_json_config_map(self.core, self.namespace, batch_result_name(self.name, "validate"))
         if result is None:
             create_or_adopt(
                 lambda: self.batch.create_namespaced_job(self.namespace, build_validate_job(body, self.settings))
@@ -156,7 +164,7 @@ class BatchJobReconciler:
                 self.emit("Expiring", "the completion window closed; merging what is done", True)
             self._finish(body, status)
             return
-        worker = job_name(self.name, "worker")
+        worker = batch_job_name(self.name, "worker")
         job = self._job_status(worker)
         if job is None:
             if status.get("workersStartedAt") is None and not self._admitted():
@@ -185,7 +193,7 @@ class BatchJobReconciler:
         """Shard progress into requestCounts and usage; returns the status as patched."""
         counts = {"completed": 0, "failed": 0, "prompt": 0, "completion": 0}
         for index in range(int(body["spec"].get("workers", 2))):
-            shard = read_json_config_map(self.core, self.namespace, f"{progress_prefix(self.name)}-{index}") or {}
+            shard = read_json_config_map(self.core, self.namespace, f"{shard_progress_prefix(self.name)}-{index}") or {}
             counts["completed"] += int(shard.get("completed", 0))
             counts["failed"] += int(shard.get("failed", 0))
             counts["prompt"] += int(shard.get("prompt_tokens", 0))
@@ -233,10 +241,10 @@ class BatchJobReconciler:
             self.emit("Cancelled", "cancelled before it ran", False)
             return
         if state != "finalizing":
-            delete_job(self.batch, self.namespace, job_name(self.name, "worker"))
+            delete_job(self.batch, self.namespace, batch_job_name(self.name, "worker"))
         if self._pods("worker"):
             return
-        result = read_json_config_map(self.core, self.namespace, result_name(self.name, "merge"))
+        result = read_json_config_map(self.core, self.namespace, batch_result_name(self.name, "merge"))
         if result is None:
             # cancelled: partial output only; expired: the rest as batch_expired; a Job that gave up: worker_failed
             missing = {"cancelling": "", "finalizing": "worker_failed"}.get(state or "", "batch_expired")
@@ -269,13 +277,13 @@ class BatchJobReconciler:
         The input, output and error files stay: they are files of the project, deleted through /v1/files.
         """
         for component in ("worker", "merge", "validate"):
-            delete_job(self.batch, self.namespace, job_name(self.name, component))
+            delete_job(self.batch, self.namespace, batch_job_name(self.name, component))
         deadline = time.monotonic() + timeout
         while self._pods("worker") or self._pods("merge"):
             if time.monotonic() > deadline:
                 raise kopf.TemporaryError("batch pods are still terminating", delay=5)
             time.sleep(self.settings.poll_seconds)
-        name = job_name(self.name, "clean")
+        name = batch_job_name(self.name, "clean")
         create_or_adopt(lambda: self.batch.create_namespaced_job(self.namespace, build_clean_job(body, self.settings)))
         while True:
             job = self._job_status(name)
@@ -295,9 +303,9 @@ class BatchJobReconciler:
         self.emit("Failed", "; ".join(e["message"] for e in errors[:3]), True)
 
     def _fail_if_job_failed(self, component: str, code: str) -> None:
-        job = self._job_status(job_name(self.name, component))
+        job = self._job_status(batch_job_name(self.name, component))
         if job is not None and _failed(job):
-            self._fail([_error(code, f"Job {job_name(self.name, component)} failed; see its pods' logs")])
+            self._fail([_error(code, f"Job {batch_job_name(self.name, component)} failed; see its pods' logs")])
 
     def _keep_model_wanted(self, install: str) -> None:
         """While the batch runs, its ModelInstall must not idle down (and scales up if it had)."""
@@ -319,7 +327,7 @@ class BatchJobReconciler:
 
     def _served_models(self) -> dict[str, str]:
         """Served model name -> ModelInstall name."""
-        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "modelinstalls")["items"]
+        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, INSTALL_PLURAL)["items"]
         return {
             (item["spec"].get("model") or item["metadata"]["name"]): item["metadata"]["name"]
             for item in items
@@ -331,7 +339,7 @@ class BatchJobReconciler:
 
     def _endpoints(self, install: str) -> list[str]:
         try:
-            body = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "modelinstalls", install)
+            body = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, INSTALL_PLURAL, install)
         except client.ApiException as exc:
             if exc.status == 404:
                 return []
@@ -340,7 +348,7 @@ class BatchJobReconciler:
 
     def _pods(self, component: str) -> list[Any]:
         """Pods of a component that may still write (pending or running)."""
-        selector = f"{BATCH_LABEL}={self.name},kubeinfer.dev/component={component}"
+        selector = f"{BATCH_LABEL}={self.name},{COMPONENT_LABEL}={component}"
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
         return [p for p in pods if p.status.phase not in ("Succeeded", "Failed")]
 
@@ -375,8 +383,7 @@ def _finished(counts: dict[str, Any]) -> int:
 
 
 def _progressing(ok: bool, reason: str, message: str) -> dict[str, Any]:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"type": "Progressing", "status": str(ok), "reason": reason, "message": message, "lastTransitionTime": stamp}
+    return condition("Progressing", ok, reason, message, None)
 
 
 def _failed(job: Any) -> bool:
@@ -392,7 +399,7 @@ def run_batch(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
     def emit(reason: str, message: str, warning: bool) -> None:
         (kopf.warn if warning else kopf.info)(body, reason=reason, message=message[:1000])
 
-    reconciler = BatchJobReconciler(shared_api_client(), raw, settings, emit)
+    reconciler = BatchJobReconciler(api_client(), raw, settings, emit)
     while not stopped:
         if not reconciler.step(reconciler.read()):
             return
@@ -403,5 +410,5 @@ def run_batch(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
 def clean_up_batch(body: kopf.Body, **_: Any) -> None:
     """A deleted BatchJob leaves no shard logs behind on the shared store."""
     raw = json.loads(json.dumps(dict(body)))
-    reconciler = BatchJobReconciler(shared_api_client(), raw, get_settings().operator, lambda *_: None)
+    reconciler = BatchJobReconciler(api_client(), raw, get_settings().operator, lambda *_: None)
     reconciler.clean_up(raw)

@@ -21,9 +21,10 @@ from kubeinfer.bench.planner import PlannedCell
 from kubeinfer.bench.ratings import rate_profile
 from kubeinfer.bench.rules import GIB
 from kubeinfer.bench.rules import preflight_memory as preflight_rule
-from kubeinfer.operator.builders import SERVER_PORT, build_runner_job, build_server_pod, memory_url, result_name
-from kubeinfer.operator.kube import PollInterval, create_or_adopt, read_json_config_map
-from kubeinfer.operator.names import child_name
+from kubeinfer.kube.objects import create_or_adopt, read_json_config_map
+from kubeinfer.kube.poll import PollInterval
+from kubeinfer.operator.builders.benchmark_matrix import build_runner_job, build_server_pod, memory_url
+from kubeinfer.operator.builders.common import SERVER_PORT
 from kubeinfer.resources.benchmark_matrix import (
     BenchmarkMatrix,
     BenchmarkMatrixSpec,
@@ -32,6 +33,7 @@ from kubeinfer.resources.benchmark_matrix import (
     ProfileResult,
     Rule,
 )
+from kubeinfer.resources.names import child_name, result_name
 from kubeinfer.settings import OperatorSettings
 
 STRESS = "stress"

@@ -11,50 +11,45 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 import kopf
 from kubernetes import client
 
+from kubeinfer.kube import conditions
+from kubeinfer.kube.client import api_client
+from kubeinfer.kube.objects import create_or_adopt, delete_job, read_json_config_map
+from kubeinfer.kube.poll import PollInterval
 from kubeinfer.metrics import operator as metrics
 from kubeinfer.models.install import serving_order
-from kubeinfer.operator.builders import SERVER_PORT, result_name
-from kubeinfer.operator.kube import PollInterval, create_or_adopt, delete_job, read_json_config_map, shared_api_client
-from kubeinfer.operator.model_builders import (
-    DEMAND_ANNOTATION,
-    INSTALL_LABEL,
-    QUANT_LABEL,
+from kubeinfer.operator.builders.common import SERVER_PORT
+from kubeinfer.operator.builders.model_install import (
     build_clean_job,
     build_install_job,
     build_server_deployment,
     build_service,
+)
+from kubeinfer.resources.model_install import InstallPhase, ModelInstall
+from kubeinfer.resources.names import (
+    COMPONENT_LABEL,
+    DEMAND_ANNOTATION,
+    GROUP,
+    INSTALL_LABEL,
+    INSTALL_PLURAL,
+    QUANT_LABEL,
+    VERSION,
     deployment_name,
     progress_name,
+    result_name,
     service_name,
+    slug,
 )
-from kubeinfer.operator.names import GROUP, VERSION, slug
-from kubeinfer.resources.model_install import InstallPhase, ModelInstall
 from kubeinfer.settings import OperatorSettings, get_settings
 
-PLURAL = "modelinstalls"
+PLURAL = INSTALL_PLURAL
 Emit = Callable[[str, str, bool], None]
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _condition(kind: str, ok: bool, reason: str, message: str, generation: int | None) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "status": "True" if ok else "False",
-        "reason": reason,
-        "message": message[:2000],
-        "lastTransitionTime": _now(),
-        "observedGeneration": generation,
-    }
 
 
 def _install_of(body: dict[str, Any]) -> ModelInstall:
@@ -98,8 +93,8 @@ class ModelInstallReconciler:
                 "message": message[:2000],
                 "observedGeneration": generation,
                 "conditions": [
-                    _condition(condition, False, reason, message, generation),
-                    _condition("Ready", False, reason, message, generation),
+                    conditions.condition(condition, False, reason, message, generation),
+                    conditions.condition("Ready", False, reason, message, generation),
                 ],
             }
         )
@@ -154,13 +149,13 @@ class ModelInstallReconciler:
             "sizing": result["sizing"],
             "progress": {"bytesDone": total, "bytesTotal": total},
             "message": f"installed {message}",
-            "conditions": [_condition("Installed", True, "Verified", f"installed {message}", generation)],
+            "conditions": [conditions.condition("Installed", True, "Verified", f"installed {message}", generation)],
         }
         if serving:
             status["phase"] = InstallPhase.starting.value
         else:
             status |= {"phase": InstallPhase.ready.value, "observedGeneration": generation}
-            status["conditions"].append(_condition("Ready", True, "Installed", "files verified", generation))
+            status["conditions"].append(conditions.condition("Ready", True, "Installed", "files verified", generation))
         self.patch_status(status)
         self.emit("Installed", f"installed {message}", False)
 
@@ -186,55 +181,63 @@ class ModelInstallReconciler:
             install = _install_of(body)
             if install.spec.serving is None:
                 return
-            status = body.get("status") or {}
-            generation = body["metadata"].get("generation")
-            sizes = {f["quantization"]: f["sizeBytes"] for f in status.get("files", [])}
-            order = serving_order(install.spec, sizes)
-            serving_status = status.get("serving") or {}
-            current = serving_status.get("quantization")
-            if current not in order:
-                current = order[0]
+            order, current = self._quantizations(body, install)
             if self._oom_killed(current):
-                if not self._fall_back(order, current, serving_status, generation):
+                if not self._fall_back(order, current, _serving_status(body), body["metadata"].get("generation")):
                     return
                 wait.reset()
                 continue
             idle = _idle(body, install)
-            self._ensure_server(body, install, current, status, replicas=0 if idle else None)
+            self._ensure_server(body, install, current, body.get("status") or {}, replicas=0 if idle else None)
             endpoints = [] if idle else self._answering_endpoints(current)
-            ready = bool(endpoints)
-            phase = InstallPhase.idle if idle else InstallPhase.ready if ready else InstallPhase.starting
-            update = {
-                "phase": phase.value,
-                "observedGeneration": generation,
-                "serving": serving_status
-                | {
-                    "quantization": current,
-                    "deployment": deployment_name(self.name),
-                    "service": service_name(self.name),
-                    "readyReplicas": len(endpoints),
-                    "endpoints": [f"http://{ip}:{SERVER_PORT}" for ip in endpoints],
-                },
-            }
-            if update["phase"] != status.get("phase") or update["serving"] != serving_status:
-                message = f"{install.model_name} {current} answers on {len(endpoints)} endpoint(s)"
-                reason = "Serving" if ready else "Starting"
-                if idle:
-                    message = f"no demand for {install.spec.serving.idle_seconds}s: scaled to zero until needed"
-                    reason = "ScaledToZero"
-                    self.emit(reason, message, False)
-                installed = [c for c in status.get("conditions", []) if c.get("type") == "Installed"]
-                update["conditions"] = [*installed, _condition("Ready", ready, reason, message, generation)]
-                update["message"] = (
-                    message if ready or idle else f"waiting for {install.model_name} {current} to answer"
-                )
-                self.patch_status(update)
+            changed = self._report_serving(body, install, current, endpoints, idle)
+            if changed or idle:  # when idle, notice new demand at once: a one-off demand lasts only idleSeconds
                 wait.reset()
-                if ready and status.get("phase") != InstallPhase.ready.value:
-                    self.emit("Ready", message, False)
-            if idle:
-                wait.reset()  # notice new demand at once: a one-off demand lasts only idleSeconds
             stopped.wait(wait())
+
+    def _quantizations(self, body: dict[str, Any], install: ModelInstall) -> tuple[list[str], str]:
+        """The serving order of the installed files, and the one served now (the first until a fallback)."""
+        sizes = {f["quantization"]: f["sizeBytes"] for f in (body.get("status") or {}).get("files", [])}
+        order = serving_order(install.spec, sizes)
+        current = _serving_status(body).get("quantization")
+        return order, current if current in order else order[0]
+
+    def _report_serving(
+        self, body: dict[str, Any], install: ModelInstall, current: str, endpoints: list[str], idle: bool
+    ) -> bool:
+        """Write phase, endpoints and the Ready condition when they changed; True when they did."""
+        assert install.spec.serving is not None
+        status, serving_status = body.get("status") or {}, _serving_status(body)
+        generation = body["metadata"].get("generation")
+        ready = bool(endpoints)
+        phase = InstallPhase.idle if idle else InstallPhase.ready if ready else InstallPhase.starting
+        update: dict[str, Any] = {
+            "phase": phase.value,
+            "observedGeneration": generation,
+            "serving": serving_status
+            | {
+                "quantization": current,
+                "deployment": deployment_name(self.name),
+                "service": service_name(self.name),
+                "readyReplicas": len(endpoints),
+                "endpoints": [f"http://{ip}:{SERVER_PORT}" for ip in endpoints],
+            },
+        }
+        if update["phase"] == status.get("phase") and update["serving"] == serving_status:
+            return False
+        message = f"{install.model_name} {current} answers on {len(endpoints)} endpoint(s)"
+        reason = "Serving" if ready else "Starting"
+        if idle:
+            message = f"no demand for {install.spec.serving.idle_seconds}s: scaled to zero until needed"
+            reason = "ScaledToZero"
+            self.emit(reason, message, False)
+        installed = [c for c in status.get("conditions", []) if c.get("type") == "Installed"]
+        update["conditions"] = [*installed, conditions.condition("Ready", ready, reason, message, generation)]
+        update["message"] = message if ready or idle else f"waiting for {install.model_name} {current} to answer"
+        self.patch_status(update)
+        if ready and status.get("phase") != InstallPhase.ready.value:
+            self.emit("Ready", message, False)
+        return True
 
     def _ensure_server(
         self, body: dict[str, Any], install: ModelInstall, quant: str, status: dict[str, Any], replicas: int | None
@@ -281,7 +284,7 @@ class ModelInstallReconciler:
         following = order[position + 1] if position + 1 < len(order) else None
         fallbacks = [
             *serving.get("fallbacks", []),
-            {"fromQuantization": current, "reason": "OOMKilled", "at": _now()}
+            {"fromQuantization": current, "reason": "OOMKilled", "at": conditions.now()}
             | ({"toQuantization": following} if following else {}),
         ]
         self.answered.clear()
@@ -330,7 +333,7 @@ class ModelInstallReconciler:
 
     def cancel(self, body: dict[str, Any], timeout: float = 120) -> None:
         """Stop a running install and remove its partial files; finished files stay in the shared cache."""
-        selector = f"{INSTALL_LABEL}={slug(self.name)[:63]},{GROUP}/component=install"
+        selector = f"{INSTALL_LABEL}={slug(self.name)[:63]},{COMPONENT_LABEL}=install"
         for job in self.batch.list_namespaced_job(self.namespace, label_selector=selector).items:
             delete_job(self.batch, self.namespace, job.metadata.name)
         deadline = time.monotonic() + timeout
@@ -351,6 +354,11 @@ class ModelInstallReconciler:
                 raise kopf.TemporaryError(f"clean-up Job {name} still running", delay=5)
             time.sleep(self.settings.poll_seconds)
         delete_job(self.batch, self.namespace, name)
+
+
+def _serving_status(body: dict[str, Any]) -> dict[str, Any]:
+    serving: dict[str, Any] = (body.get("status") or {}).get("serving") or {}
+    return serving
 
 
 def _idle(body: dict[str, Any], install: ModelInstall) -> bool:
@@ -377,7 +385,7 @@ def _reconciler(body: kopf.Body) -> tuple[ModelInstallReconciler, dict[str, Any]
     def emit(reason: str, message: str, warning: bool) -> None:
         (kopf.warn if warning else kopf.info)(body, reason=reason, message=message[:1000])
 
-    return ModelInstallReconciler(shared_api_client(), raw, get_settings().operator, emit), raw
+    return ModelInstallReconciler(api_client(), raw, get_settings().operator, emit), raw
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30)

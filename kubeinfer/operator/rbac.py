@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeinfer.operator.names import GROUP
+from kubeinfer.resources.names import GROUP
 
 OPERATOR_RULES: list[dict[str, Any]] = [
     {

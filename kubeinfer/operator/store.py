@@ -10,10 +10,10 @@ from kubeinfer.bench.checkpoint import Checkpoint, spec_fingerprint
 from kubeinfer.bench.planner import plan
 from kubeinfer.bench.recommend import best_cell
 from kubeinfer.bench.runner import ordered_results
-from kubeinfer.operator.names import GROUP, VERSION
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrixSpec, CellResult, CellStatus
+from kubeinfer.resources.names import GROUP, MATRIX_PLURAL, VERSION
 
-PLURAL = "benchmarkmatrices"
+PLURAL = MATRIX_PLURAL
 
 
 class StatusCheckpointStore:

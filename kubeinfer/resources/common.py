@@ -8,9 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-API_GROUP = "kubeinfer.dev"
-API_VERSION = f"{API_GROUP}/v1alpha1"
-
 
 class CamelModel(BaseModel):
     """Python names in snake_case, manifest and API names in camelCase (Kubernetes convention)."""

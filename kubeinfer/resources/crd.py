@@ -18,8 +18,17 @@ from pydantic import BaseModel
 
 from kubeinfer.resources.batch_job import BatchJobSpec, BatchJobStatus
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrixSpec, BenchmarkMatrixStatus
-from kubeinfer.resources.common import API_GROUP
 from kubeinfer.resources.model_install import ModelInstallSpec, ModelInstallStatus
+from kubeinfer.resources.names import (
+    BATCH_KIND,
+    BATCH_PLURAL,
+    INSTALL_KIND,
+    INSTALL_PLURAL,
+    MATRIX_KIND,
+    MATRIX_PLURAL,
+    VERSION,
+)
+from kubeinfer.resources.names import GROUP as API_GROUP
 
 _DROP = {"title", "$defs", "discriminator", "propertyNames"}
 
@@ -36,8 +45,8 @@ class CrdInfo:
 
 CRDS = [
     CrdInfo(
-        kind="BenchmarkMatrix",
-        plural="benchmarkmatrices",
+        kind=MATRIX_KIND,
+        plural=MATRIX_PLURAL,
         short_names=["bm", "matrix"],
         spec=BenchmarkMatrixSpec,
         status=BenchmarkMatrixStatus,
@@ -50,8 +59,8 @@ CRDS = [
         ],
     ),
     CrdInfo(
-        kind="ModelInstall",
-        plural="modelinstalls",
+        kind=INSTALL_KIND,
+        plural=INSTALL_PLURAL,
         short_names=["mi"],
         spec=ModelInstallSpec,
         status=ModelInstallStatus,
@@ -64,8 +73,8 @@ CRDS = [
         ],
     ),
     CrdInfo(
-        kind="BatchJob",
-        plural="batchjobs",
+        kind=BATCH_KIND,
+        plural=BATCH_PLURAL,
         short_names=["bj"],
         spec=BatchJobSpec,
         status=BatchJobStatus,
@@ -163,7 +172,7 @@ def build_crd(info: CrdInfo) -> dict[str, Any]:
             },
             "versions": [
                 {
-                    "name": "v1alpha1",
+                    "name": VERSION,
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},

@@ -10,7 +10,7 @@ from kubeinfer.batch.admission import Candidate, may_start
 from kubeinfer.batch.service import InvalidBatchRequest
 from kubeinfer.gateway.cluster_batches import priority_of, record_of
 from kubeinfer.gateway.schemas import BatchObject
-from kubeinfer.operator.batch_builders import build_clean_job, build_merge_job, build_validate_job, build_worker_job
+from kubeinfer.operator.builders.batch_job import build_clean_job, build_merge_job, build_validate_job, build_worker_job
 from kubeinfer.operator.rbac import OPERATOR_RULES, RUNNER_RULES
 from kubeinfer.settings import OperatorSettings
 
@@ -57,7 +57,7 @@ def test_worker_job_is_indexed_one_pod_per_shard_never_two_at_once() -> None:
 def test_validate_and_merge_jobs_write_their_result_configmaps() -> None:
     settings = OperatorSettings()
     validate = _container(build_validate_job(_body(), settings))
-    assert validate["command"] == ["kubeinfer", "batch", "validate"]
+    assert validate["command"] == ["kubeinfer", "step", "validate"]
     assert validate["args"][validate["args"].index("--result") + 1] == "batch-abc-validate-result"
     merge = _container(build_merge_job(_body(), "batch_expired", settings))
     assert merge["args"][-2:] == ["--missing", "batch_expired"]
@@ -70,7 +70,7 @@ def test_clean_job_outlives_its_deleted_owner_and_removes_itself() -> None:
     assert job["metadata"]["ownerReferences"] == []  # the garbage collector would take an owned Job along
     assert job["spec"]["ttlSecondsAfterFinished"] == 3600
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == ["kubeinfer", "batch", "clean"]
+    assert container["command"] == ["kubeinfer", "step", "clean"]
     assert "--data-dir" in container["args"]
 
 

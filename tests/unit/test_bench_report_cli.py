@@ -1,7 +1,7 @@
 """`kubeinfer bench report`: errors that need no cluster, and the status checks before a report is read.
 
 The paths against the real control plane (found, unknown, unfinished, missing ConfigMap) are in
-tests/integration/test_operator.py.
+tests/cluster/test_operator.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from kubeinfer.cli import app
-from kubeinfer.cli.cluster_report import ClusterReportError, report_config_map
+from kubeinfer.cluster.matrices import ReportUnavailable, report_config_map
 
 runner = CliRunner()
 WHERE = "BenchmarkMatrix q in namespace ns"
@@ -55,7 +55,7 @@ def test_unreachable_cluster_names_the_server(tmp_path: Path) -> None:
     )
     code, output = run("bench", "report", "q", "--kubeconfig", str(kubeconfig), "-o", str(tmp_path / "out"))
     assert code == 1
-    assert f"cannot reach the cluster at {server}" in output
+    assert f"cannot reach the Kubernetes API server at {server}" in output
     assert not (tmp_path / "out").exists()
 
 
@@ -87,7 +87,7 @@ def test_unknown_format_is_refused() -> None:
     ],
 )
 def test_a_matrix_without_a_finished_report_is_refused(status: dict[str, object], message: str) -> None:
-    with pytest.raises(ClusterReportError) as raised:
+    with pytest.raises(ReportUnavailable) as raised:
         report_config_map(WHERE, status)
     assert str(raised.value).startswith(f"{WHERE} {message}")
 

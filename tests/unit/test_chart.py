@@ -1,7 +1,7 @@
 """The Helm chart rendered by the real helm (hack/helm/build.sh): RBAC, CRDs, settings, security and variants.
 
 No cluster: `helm template` output is checked against the code it must agree with (rbac.py, crds/, settings).
-tests/integration/test_chart.py installs it on the test control plane.
+tests/cluster/test_chart.py installs it on the test control plane.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import yaml
 
 from hack.helm.chart import CHART, REPO_ROOT, HelmError, lint, template
 from hack.helm.rbac_rules import render as render_rbac_rules
-from kubeinfer.operator.batch_builders import batch_labels
-from kubeinfer.operator.model_builders import install_labels
-from kubeinfer.operator.names import child_labels
 from kubeinfer.operator.rbac import GATEWAY_RULES, OPERATOR_RULES, RUNNER_RULES
+from kubeinfer.resources.names import batch_labels, child_labels, install_labels
 from kubeinfer.settings import Settings
 
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))

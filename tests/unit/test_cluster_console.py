@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from kubeinfer.cluster.access import PROJECT_LABEL, visible_to
+from kubeinfer.cluster.access import visible_to
 from kubeinfer.cluster.matrices import summarize as summarize_matrix
 from kubeinfer.cluster.model_installs import InstallForm, InvalidInstall, build_install
 from kubeinfer.cluster.model_installs import summarize as summarize_install
+from kubeinfer.resources.names import PROJECT_LABEL
 
 
 def errors_of(**fields: str) -> dict[str, str]:

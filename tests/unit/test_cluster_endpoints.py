@@ -1,4 +1,4 @@
-"""EndpointSlices to server URLs without a cluster (the real API server is in tests/integration)."""
+"""EndpointSlices to server URLs without a cluster (the real API server is in tests/cluster)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from kubernetes.client import (
 )
 
 from kubeinfer.cluster.endpoints import service_name, slice_urls
-from kubeinfer.operator.model_builders import service_name as operator_service_name
+from kubeinfer.operator.builders.model_install import build_service
+from kubeinfer.resources.model_install import ModelInstall
 
 
 def _slice(endpoints: list[V1Endpoint], ports: list[DiscoveryV1EndpointPort] | None) -> V1EndpointSlice:
@@ -22,9 +23,13 @@ def _endpoint(address: str, ready: bool | None, terminating: bool | None = None)
     return V1Endpoint(addresses=[address], conditions=V1EndpointConditions(ready=ready, terminating=terminating))
 
 
-def test_service_name_matches_the_operator_s() -> None:
+def test_service_name_is_the_one_the_operator_creates() -> None:
+    spec = {"source": {"pypi": "smollm2-135m"}, "quantization": "Q8_0"}
+    install = ModelInstall.model_validate({"metadata": {"name": "m"}, "spec": spec})
     for name in ("smollm2-batch", "Qwen2.5_0.5B.Instruct", "x" * 80, "-odd--name-"):
-        assert service_name(name) == operator_service_name(name)
+        install.metadata.name = name  # the builder names the Service after the resource, whatever its name
+        body = {"apiVersion": "kubeinfer.dev/v1alpha1", "kind": "ModelInstall", "metadata": {"name": name, "uid": "u"}}
+        assert build_service(body, install)["metadata"]["name"] == service_name(name)
 
 
 def test_only_ready_not_terminating_endpoints_on_the_http_port_become_urls() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubeinfer.resources.common import API_GROUP
 from kubeinfer.resources.crd import CRDS, CrdInfo, build_crd, render
+from kubeinfer.resources.names import GROUP as API_GROUP
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 

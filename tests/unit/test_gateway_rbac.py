@@ -10,8 +10,8 @@ from typing import Any
 
 from kubeinfer.cluster import endpoints, matrices, model_installs, workers
 from kubeinfer.gateway import cluster_batches, cluster_models
-from kubeinfer.operator.names import GROUP
 from kubeinfer.operator.rbac import GATEWAY_RULES, gateway_objects
+from kubeinfer.resources.names import GROUP
 
 CALL = re.compile(r"(create|get|list|patch|replace|delete)_namespaced_custom_object(_status)?$")
 

@@ -9,8 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from kubeinfer.models.install import remove_partials, serving_order
-from kubeinfer.operator.model_builders import (
-    QUANT_LABEL,
+from kubeinfer.operator.builders.model_install import (
     build_clean_job,
     build_install_job,
     build_server_deployment,
@@ -20,6 +19,7 @@ from kubeinfer.operator.rbac import OPERATOR_RULES
 from kubeinfer.resources.batch_job import BatchJob
 from kubeinfer.resources.loader import ManifestError, load_model_install
 from kubeinfer.resources.model_install import ModelInstall, ModelInstallSpec
+from kubeinfer.resources.names import QUANT_LABEL
 from kubeinfer.settings import OperatorSettings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "model-install.yaml"
@@ -111,7 +111,7 @@ def test_install_job_carries_the_resource_and_resumes_by_retrying() -> None:
     assert job["spec"]["backoffLimit"] > 1
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["command"][:3] == ["kubeinfer", "models", "install"]
+    assert container["command"][:3] == ["kubeinfer", "step", "install"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert ModelInstall.model_validate_json(env["KUBEINFER_MODEL_INSTALL"]).spec == parsed.spec
     assert env["HF_ENDPOINT"] == "http://mirror:8080"
@@ -210,8 +210,8 @@ def test_batch_job_spec_validates() -> None:
 def test_idle_after_idle_seconds_without_demand() -> None:
     import time
 
-    from kubeinfer.operator.model_builders import DEMAND_ANNOTATION
     from kubeinfer.operator.model_install import _idle
+    from kubeinfer.resources.names import DEMAND_ANNOTATION
 
     body, parsed = install(serving={"idleSeconds": 60})
     long_ago = "2020-01-01T00:00:00Z"

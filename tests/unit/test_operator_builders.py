@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubeinfer.operator.builders import MEMORY_PORT, build_runner_job, build_server_pod, memory_url
-from kubeinfer.operator.names import child_name
+from kubeinfer.operator.builders.benchmark_matrix import build_runner_job, build_server_pod, memory_url
+from kubeinfer.operator.builders.common import MEMORY_PORT
 from kubeinfer.operator.rbac import OPERATOR_RULES
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix
+from kubeinfer.resources.names import child_name
 from kubeinfer.settings import OperatorSettings
 
 
@@ -98,7 +99,7 @@ def test_runner_job_carries_the_matrix_and_writes_to_a_named_result() -> None:
     job = build_runner_job(body, parsed, "m/Q4_K_M", "measure", ["--server", "http://x"], OperatorSettings())
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["command"][:3] == ["kubeinfer", "cell", "measure"]
+    assert container["command"][:3] == ["kubeinfer", "step", "measure"]
     assert container["command"][container["command"].index("--result") + 1] == "demo-m-q4-k-m-measure-result"
     env = {e["name"]: e for e in container["env"]}
     assert json.loads(env["KUBEINFER_MATRIX"]["value"])["spec"]["models"][0]["name"] == "m"
@@ -124,4 +125,4 @@ def test_stress_job_runs_the_measure_step_under_its_own_name() -> None:
     body, parsed = matrix()
     job = build_runner_job(body, parsed, "m/Q4_K_M", "measure", [], OperatorSettings(), component="stress")
     assert job["metadata"]["name"] == "demo-m-q4-k-m-stress"
-    assert job["spec"]["template"]["spec"]["containers"][0]["command"][:3] == ["kubeinfer", "cell", "measure"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][:3] == ["kubeinfer", "step", "measure"]

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubeinfer.operator.kube import PollInterval, shared_api_client
+from kubeinfer.kube.client import api_client as shared_api_client
+from kubeinfer.kube.poll import PollInterval
 
 
 def test_poll_interval_grows_by_half_to_the_cap_and_resets() -> None:

@@ -15,6 +15,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from kubeinfer.bench.outcome import judge_cell
+from kubeinfer.bench.preflight import plan_server
+from kubeinfer.bench.ratings import rate_profile
+from kubeinfer.operator.builders.benchmark_matrix import build_runner_job
+from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix, CellStatus, ProfileResult
+from kubeinfer.resources.names import result_name
+from kubeinfer.settings import OperatorSettings, Settings
 from perf.apiproxy import COUNTS_PATH, Tally, classify, make_app
 from perf.operator_scale import matrix_manifest, pool_sizes
 from perf.scale_timeline import max_overlap, percentiles
@@ -26,12 +33,6 @@ from perf.sim_runner import (
     runner_result,
     succeeded_status,
 )
-from kubeinfer.bench.outcome import judge_cell
-from kubeinfer.bench.preflight import plan_server
-from kubeinfer.bench.ratings import rate_profile
-from kubeinfer.operator.builders import build_runner_job, result_name
-from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix, CellStatus, ProfileResult
-from kubeinfer.settings import OperatorSettings, Settings
 
 CELL = "smollm2-135m/Q4_1"
 
@@ -108,14 +109,14 @@ def test_simulated_measure_marks_profiles_it_cannot_produce_as_skipped() -> None
 
 
 def test_runner_command_parsing_rejects_what_is_not_a_runner() -> None:
-    assert parse_runner_command(["kubeinfer", "cell", "measure", "--cell", CELL, "--result", "r"]) == (
+    assert parse_runner_command(["kubeinfer", "step", "measure", "--cell", CELL, "--result", "r"]) == (
         "measure",
         {"cell": CELL, "result": "r"},
     )
     with pytest.raises(ValueError, match="not a runner command"):
         parse_runner_command(["llama-server", "--port", "8080"])
     with pytest.raises(ValueError, match="--result missing"):
-        parse_runner_command(["kubeinfer", "cell", "prepare", "--cell", CELL])
+        parse_runner_command(["kubeinfer", "step", "prepare", "--cell", CELL])
 
 
 def test_runner_nodes_are_left_to_the_simulation_and_pods_finish_with_exit_code_zero() -> None:

@@ -114,7 +114,7 @@ def test_unusable_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "none"
     result = runner.invoke(app, ["workers", "status", "-n", "team", "--kubeconfig", str(missing)])
     assert result.exit_code == 1
-    assert "no usable Kubernetes configuration" in result.output
+    assert f"kubeconfig {missing} does not exist" in result.output
 
 
 def test_unreachable_cluster_is_a_clear_error(tmp_path: Path) -> None:

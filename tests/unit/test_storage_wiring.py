@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from hack.helm.chart import CHART, HelmError, template
-from kubeinfer.operator.batch_builders import build_merge_job, build_validate_job, build_worker_job
+from kubeinfer.operator.builders.batch_job import build_merge_job, build_validate_job, build_worker_job
 from kubeinfer.settings import OperatorSettings, Settings, StorageSettings
 
 S3_VALUES = CHART / "ci" / "s3-values.yaml"

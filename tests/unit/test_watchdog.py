@@ -15,8 +15,8 @@ from kubeinfer.batch.engine import EngineClient, TransientEngineError
 from kubeinfer.cli import app
 from kubeinfer.engines.watchdog import Backoff, ServerState, WatchdogConfig
 from kubeinfer.gateway.engine_state import unavailable_message
-from kubeinfer.operator.batch_builders import build_worker_job
-from kubeinfer.operator.model_builders import build_server_deployment
+from kubeinfer.operator.builders.batch_job import build_worker_job
+from kubeinfer.operator.builders.model_install import build_server_deployment
 from kubeinfer.resources.model_install import ModelInstall
 from kubeinfer.settings import GatewaySettings, OperatorSettings
 
@@ -170,8 +170,8 @@ def test_worker_refuses_a_zero_request_deadline() -> None:
     result = CliRunner().invoke(
         app,
         [
-            "batch",
-            "worker",
+            "step",
+            "shard",
             "--batch-id=b",
             "--input-file-id=f",
             "--endpoint=/v1/completions",

@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from kubeinfer.bench.recommend import cell_rating
 from kubeinfer.bench.report import ReportData
 from kubeinfer.bench.report.html_report import STATUS_CLASS, cell_grid, render_html
-from kubeinfer.cluster.access import ClusterError, ObjectNotFound
 from kubeinfer.cluster.matrices import ClusterMatrix, list_matrices, read_matrix
 from kubeinfer.gateway.context import Ctx
 from kubeinfer.gateway.errors import ApiError
@@ -25,6 +24,7 @@ from kubeinfer.gateway.ui.errors import PageNotFound
 from kubeinfer.gateway.ui.render import page
 from kubeinfer.gateway.ui.reports import REPORT_HTML, MatrixReport, ReportNotFound, find_report, find_reports
 from kubeinfer.gateway.ui.session import Viewer
+from kubeinfer.kube.errors import ClusterError, NotFound
 
 router = APIRouter()
 
@@ -136,7 +136,7 @@ async def _cluster_matrix(ctx: Ctx, name: str, project: str) -> ClusterMatrix:
         raise PageNotFound("This gateway is not in cluster mode: it shows no BenchmarkMatrix resources")
     try:
         return await run_in_threadpool(read_matrix, namespace, name, project)
-    except ObjectNotFound:
+    except NotFound:
         raise PageNotFound(f"No such BenchmarkMatrix in namespace {namespace}: {name}") from None
     except ClusterError as exc:
         raise ApiError(502, str(exc)) from None

@@ -14,7 +14,6 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from kubeinfer.cluster.access import ClusterError
 from kubeinfer.cluster.model_installs import InstallForm, InvalidInstall, build_install, create_install, list_installs
 from kubeinfer.gateway.context import Ctx, GatewayContext
 from kubeinfer.gateway.errors import ApiError
@@ -25,6 +24,7 @@ from kubeinfer.gateway.ui.matrices import PHASE_CLASS
 from kubeinfer.gateway.ui.render import page
 from kubeinfer.gateway.ui.session import Viewer
 from kubeinfer.gateway.ui.urls import base_path
+from kubeinfer.kube.errors import ClusterError
 from kubeinfer.models.cache import ModelCache
 
 router = APIRouter()

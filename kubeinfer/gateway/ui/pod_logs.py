@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import PurePosixPath
 
-from kubeinfer.cluster.workers import ClusterError, ClusterWorkers, NotFound, NotOwned, WorkerStatus, api_client
+from kubeinfer.cluster.workers import ClusterWorkers, NotOwned, WorkerStatus
 from kubeinfer.gateway.errors import ApiError
 from kubeinfer.gateway.ui.errors import PageNotFound
 from kubeinfer.gateway.ui.logtail import LogFile
+from kubeinfer.kube.client import api_client
+from kubeinfer.kube.errors import ClusterError, NotFound
 
 PREFIX = "pod/"
 #: Lines read from the API for a search; a plain tail reads only the lines shown.

@@ -11,59 +11,36 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kubeinfer.engines.llamacpp_server import ServerConfig, server_args
+from kubeinfer.kube.objects import owner_reference
 from kubeinfer.models.install import SOURCE_MOUNT
-from kubeinfer.operator.builders import (
+from kubeinfer.operator.builders.common import (
     ALL_INTERFACES,
     CACHE_VOLUME,
     MEMORY_PORT,
     MODELS_MOUNT,
+    POD_NAMESPACE_ENV,
     SERVER_PORT,
-    owner_reference,
+    cache_volume,
+    container_security,
     pool_placement,
-    result_name,
+    step_command,
     supervisor_command,
 )
-from kubeinfer.operator.names import GROUP, MANAGED_BY, slug
 from kubeinfer.resources.model_install import ModelInstall
+from kubeinfer.resources.names import (
+    QUANT_LABEL,
+    deployment_name,
+    install_job_name,
+    install_labels,
+    progress_name,
+    result_name,
+    service_name,
+    slug,
+)
 from kubeinfer.settings import OperatorSettings
 
-INSTALL_LABEL = f"{GROUP}/model-install"
 SERVER_GRACE_SECONDS = 10
-QUANT_LABEL = f"{GROUP}/quantization"
-#: Unix seconds of the last time something needed the model served (a BatchJob writes it while it runs).
-DEMAND_ANNOTATION = f"{GROUP}/last-demand"
 SOURCE_VOLUME = "source"
-
-
-def install_labels(name: str, component: str) -> dict[str, str]:
-    return {**MANAGED_BY, INSTALL_LABEL: slug(name)[:63], f"{GROUP}/component": component}
-
-
-def install_job_name(name: str, generation: int) -> str:
-    return f"{slug(name)[:40]}-install-g{generation}"
-
-
-def progress_name(job_name: str) -> str:
-    return f"{job_name}-progress"
-
-
-def deployment_name(name: str) -> str:
-    return f"{slug(name)[:50]}-server"
-
-
-def service_name(name: str) -> str:
-    return slug(name)[:63]
-
-
-def _security() -> dict[str, Any]:
-    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-
-
-def _cache(read_only: bool, settings: OperatorSettings) -> dict[str, Any]:
-    return {
-        "name": CACHE_VOLUME,
-        "persistentVolumeClaim": {"claimName": settings.model_cache_claim, "readOnly": read_only},
-    }
 
 
 def _job(
@@ -85,11 +62,11 @@ def _job(
         "command": command,
         "env": [
             {"name": "KUBEINFER_MODEL_DIR", "value": MODELS_MOUNT},
-            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            POD_NAMESPACE_ENV,
             *env,
         ],
         "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT}, *(extra_mounts or [])],
-        "securityContext": _security(),
+        "securityContext": container_security(),
     }
     metadata: dict[str, Any] = {"name": name, "labels": labels}
     if owned:
@@ -108,7 +85,7 @@ def _job(
                     "restartPolicy": "Never",
                     "serviceAccountName": settings.runner_service_account,
                     "containers": [container],
-                    "volumes": [_cache(False, settings), *(extra_volumes or [])],
+                    "volumes": [cache_volume(settings, read_only=False), *(extra_volumes or [])],
                     **pool_placement(settings.runner_pool, settings),
                 },
             },
@@ -117,7 +94,7 @@ def _job(
 
 
 def build_install_job(body: dict[str, Any], install: ModelInstall, settings: OperatorSettings) -> dict[str, Any]:
-    """`kubeinfer models install` in a Job; a killed pod's successor resumes the partial download."""
+    """`kubeinfer step install` in a Job; a killed pod's successor resumes the partial download."""
     name = install_job_name(install.metadata.name, body["metadata"].get("generation") or 1)
     resource = install.model_dump(mode="json", by_alias=True, exclude={"status"}, exclude_none=True)
     env: list[dict[str, Any]] = [
@@ -133,7 +110,7 @@ def build_install_job(body: dict[str, Any], install: ModelInstall, settings: Ope
     if (pvc := install.spec.source.pvc) is not None:
         volumes = [{"name": SOURCE_VOLUME, "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": True}}]
         mounts = [{"name": SOURCE_VOLUME, "mountPath": SOURCE_MOUNT, "readOnly": True}]
-    command = ["kubeinfer", "models", "install", "--result", result_name(name), "--progress", progress_name(name)]
+    command = [*step_command("install"), "--result", result_name(name), "--progress", progress_name(name)]
     return _job(body, name, "install", command, env, settings, 6, extra_volumes=volumes, extra_mounts=mounts)
 
 
@@ -201,7 +178,7 @@ def build_server_deployment(
         **server_probes(settings),
         "resources": {"requests": requests, **({"limits": limits} if limits else {})},
         "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": True}],
-        "securityContext": _security(),
+        "securityContext": container_security(),
     }
     pod_labels = {**labels, QUANT_LABEL: quantization}
     return {
@@ -219,7 +196,7 @@ def build_server_deployment(
                     # llama-server does not drain on SIGTERM; a hung one ignores it until SIGKILL
                     "terminationGracePeriodSeconds": SERVER_GRACE_SECONDS,
                     "containers": [container],
-                    "volumes": [_cache(True, settings)],
+                    "volumes": [cache_volume(settings, read_only=True)],
                     **pool_placement(serving.pool, settings, gpus),
                 },
             },

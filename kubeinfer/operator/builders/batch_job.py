@@ -9,29 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubeinfer.operator.builders import owner_reference, pool_placement
-from kubeinfer.operator.names import COMPONENT_LABEL, GROUP, MANAGED_BY
+from kubeinfer.kube.objects import owner_reference
+from kubeinfer.operator.builders.common import POD_NAMESPACE_ENV, container_security, pool_placement, step_command
+from kubeinfer.resources.names import batch_job_name, batch_labels, batch_result_name, shard_progress_prefix
 from kubeinfer.settings import OperatorSettings, StorageSettings
 
 DATA_MOUNT = "/data"
 DATA_VOLUME = "batch-data"
-BATCH_LABEL = f"{GROUP}/batch"
-
-
-def batch_labels(batch: str, component: str) -> dict[str, str]:
-    return {**MANAGED_BY, BATCH_LABEL: batch, COMPONENT_LABEL: component}
-
-
-def job_name(batch: str, component: str) -> str:
-    return f"{batch}-{component}"
-
-
-def result_name(batch: str, component: str) -> str:
-    return f"{batch}-{component}-result"
-
-
-def progress_prefix(batch: str) -> str:
-    return f"{batch}-shard"
+#: The step (`kubeinfer step <step>`, kubeinfer.steps.batch) each component's pods run.
+STEPS = {"validate": "validate", "worker": "shard", "merge": "merge", "clean": "clean"}
 
 
 def _job(
@@ -49,7 +35,7 @@ def _job(
     container = {
         "name": component,
         "image": settings.runner_image,
-        "command": ["kubeinfer", "batch", component],
+        "command": step_command(STEPS[component]),
         "args": [
             "--batch-id",
             batch,
@@ -60,18 +46,18 @@ def _job(
             *args,
         ],
         "env": [
-            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            POD_NAMESPACE_ENV,
             {"name": "KUBEINFER_OWNER", "value": _owner_json(body)},
             *storage_env(settings.storage),
         ],
         "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_MOUNT}],
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": container_security(),
     }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(batch, component),
+            "name": batch_job_name(batch, component),
             "labels": labels,
             "ownerReferences": [owner_reference(body)] if owned else [],
         },
@@ -123,9 +109,9 @@ def _owner_json(body: dict[str, Any]) -> str:
 
 
 def build_validate_job(body: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
-    """`kubeinfer batch validate`: checks every line and names the model; the result goes to a ConfigMap."""
+    """`kubeinfer step validate`: checks every line and names the model; the result goes to a ConfigMap."""
     batch = body["metadata"]["name"]
-    args = ["--endpoint", body["spec"]["endpoint"], "--result", result_name(batch, "validate")]
+    args = ["--endpoint", body["spec"]["endpoint"], "--result", batch_result_name(batch, "validate")]
     return _job(body, "validate", args, settings, backoff_limit=3)
 
 
@@ -153,7 +139,7 @@ def build_worker_job(body: dict[str, Any], model_install: str, settings: Operato
         "--shards",
         str(workers),
         "--progress",
-        progress_prefix(batch),
+        shard_progress_prefix(batch),
         "--concurrency",
         str(settings.batch_worker_concurrency),
         "--request-deadline",
@@ -170,14 +156,14 @@ def build_worker_job(body: dict[str, Any], model_install: str, settings: Operato
 
 
 def build_merge_job(body: dict[str, Any], missing_code: str, settings: OperatorSettings) -> dict[str, Any]:
-    """`kubeinfer batch merge`: shard logs to output and error files in input order; result to a ConfigMap."""
+    """`kubeinfer step merge`: shard logs to output and error files in input order; result to a ConfigMap."""
     batch = body["metadata"]["name"]
-    args = ["--result", result_name(batch, "merge"), "--missing", missing_code]
+    args = ["--result", batch_result_name(batch, "merge"), "--missing", missing_code]
     return _job(body, "merge", args, settings, backoff_limit=3)
 
 
 def build_clean_job(body: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
-    """`kubeinfer batch clean`: removes a deleted batch's shard logs. Not owned: its owner is on its way out,
+    """`kubeinfer step clean`: removes a deleted batch's shard logs. Not owned: its owner is on its way out,
     and the garbage collector would take an owned Job with it. It removes itself an hour after finishing.
     """
     return _job(body, "clean", [], settings, backoff_limit=3, extra_spec={"ttlSecondsAfterFinished": 3600}, owned=False)

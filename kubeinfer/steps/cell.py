@@ -1,4 +1,4 @@
-"""`kubeinfer cell`: the steps an in-cluster runner Job performs for one matrix cell.
+"""`kubeinfer step prepare|measure`: the steps an in-cluster runner Job performs for one matrix cell.
 
 The operator starts these in Jobs (load generation never runs in the operator process). Each step reads
 the matrix from `KUBEINFER_MATRIX`, does its work against the model cache mounted at `KUBEINFER_MODEL_DIR`
@@ -21,7 +21,6 @@ import typer
 from kubeinfer.bench import preflight
 from kubeinfer.bench.measure import measure_profiles
 from kubeinfer.bench.profiles.base import MemoryProbe, ProfileContext
-from kubeinfer.cli.common import console, fail
 from kubeinfer.engines.llamacpp_build import find_installed
 from kubeinfer.engines.supervisor import MemoryReadError, fetch_memory
 from kubeinfer.models.cache import ModelCache
@@ -30,8 +29,8 @@ from kubeinfer.models.sizing import SizingError
 from kubeinfer.models.sources import ModelFetchError, ModelResolver
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix, ModelEntry
 from kubeinfer.settings import get_settings
-
-app = typer.Typer(no_args_is_help=True, help="Steps of one matrix cell, run by the operator's runner Jobs.")
+from kubeinfer.steps.output import console, fail
+from kubeinfer.steps.results import write_result
 
 
 def _matrix() -> BenchmarkMatrix:
@@ -49,27 +48,6 @@ def _model(matrix: BenchmarkMatrix, cell: str) -> tuple[ModelEntry, str]:
     fail(f"cell {cell} is not in matrix {matrix.metadata.name}")
 
 
-def write_result(name: str, result: dict[str, Any]) -> None:
-    """Create or replace ConfigMap `name` in this pod's namespace, owned by the matrix."""
-    from kubernetes import client, config
-
-    config.load_config()
-    namespace = os.environ.get("POD_NAMESPACE", "default")
-    owner = os.environ.get("KUBEINFER_OWNER")
-    body = {
-        "metadata": {"name": name, "ownerReferences": [json.loads(owner)] if owner else []},
-        "data": {"result.json": json.dumps(result)},
-    }
-    api = client.CoreV1Api()
-    try:
-        api.create_namespaced_config_map(namespace, body)
-    except client.ApiException as exc:
-        if exc.status != 409:
-            raise
-        api.replace_namespaced_config_map(name, namespace, body)
-
-
-@app.command()
 def prepare(
     cell: str = typer.Option(..., help="model/quantization"),
     result: str = typer.Option(..., help="ConfigMap to write the result to"),
@@ -105,7 +83,6 @@ def prepare(
     console.print(f"{cell}: {relative}, estimated {plan.estimated_bytes / 1024**3:.2f} GiB")
 
 
-@app.command()
 def measure(
     cell: str = typer.Option(..., help="model/quantization"),
     result: str = typer.Option(..., help="ConfigMap to write the result to"),

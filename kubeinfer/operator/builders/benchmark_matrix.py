@@ -1,4 +1,4 @@
-"""Pure builders of the Kubernetes objects a BenchmarkMatrix cell needs: a model server and runner Jobs.
+"""Pure builders of what a BenchmarkMatrix cell needs: a model server pod and the runner Jobs of its steps.
 
 Each returns a plain dict ready for the API, so it is unit-tested without a cluster.
 """
@@ -11,47 +11,23 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kubeinfer.engines.llamacpp_server import ServerConfig, server_args
-from kubeinfer.operator.names import child_labels, child_name
+from kubeinfer.kube.objects import owner_reference
+from kubeinfer.operator.builders.common import (
+    ALL_INTERFACES,
+    CACHE_VOLUME,
+    MEMORY_PORT,
+    MODELS_MOUNT,
+    POD_NAMESPACE_ENV,
+    SERVER_PORT,
+    cache_volume,
+    container_security,
+    pool_placement,
+    step_command,
+    supervisor_command,
+)
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix
+from kubeinfer.resources.names import ROLE_LABEL, child_labels, child_name, result_name
 from kubeinfer.settings import OperatorSettings
-
-MODELS_MOUNT = "/models"
-#: A pod's server must answer on its pod IP; the pod network, not the bind address, limits who reaches it.
-ALL_INTERFACES = "0.0.0.0"  # noqa: S104
-SERVER_PORT = 8080
-#: `kubeinfer engine serve` answers GET /memory here with the llama-server child's memory.
-MEMORY_PORT = 8081
-CACHE_VOLUME = "model-cache"
-
-
-def owner_reference(matrix: dict[str, Any]) -> dict[str, Any]:
-    meta = matrix["metadata"]
-    return {
-        "apiVersion": matrix["apiVersion"],
-        "kind": matrix["kind"],
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def pool_placement(pool: str, settings: OperatorSettings, gpus: int = 0) -> dict[str, Any]:
-    """nodeSelector and tolerations for a logical pool; GPU pods also tolerate the nvidia.com/gpu taint."""
-    value = settings.pool_aliases.get(pool, pool)
-    tolerations: list[dict[str, str]] = [
-        {"key": settings.pool_label, "operator": "Equal", "value": value, "effect": "NoSchedule"}
-    ]
-    if pool == "gpu" or gpus:
-        tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
-    return {"nodeSelector": {settings.pool_label: value}, "tolerations": tolerations}
-
-
-def _cache_volume(settings: OperatorSettings, read_only: bool) -> dict[str, Any]:
-    return {
-        "name": CACHE_VOLUME,
-        "persistentVolumeClaim": {"claimName": settings.model_cache_claim, "readOnly": read_only},
-    }
 
 
 def server_container(
@@ -105,18 +81,8 @@ def server_container(
         },
         "resources": {"requests": requests, **({"limits": limits} if limits else {})},
         "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": True}],
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
     }
-
-
-def supervisor_command() -> list[str]:
-    """llama-server runs as the child of `kubeinfer engine serve`, which serves its memory to the measure Job.
-
-    The measure Job runs in its own pod and cannot read the server's /proc; the supervisor in the server's
-    container can. It forwards SIGTERM and exits with llama-server's exit code, so the pod still reports
-    the engine's own outcome.
-    """
-    return ["kubeinfer", "engine", "serve", "--memory-port", str(MEMORY_PORT), "--memory-host", ALL_INTERFACES, "--"]
 
 
 def measures_memory(matrix: BenchmarkMatrix) -> bool:
@@ -126,10 +92,6 @@ def measures_memory(matrix: BenchmarkMatrix) -> bool:
 
 def memory_url(matrix: BenchmarkMatrix, pod_ip: str) -> str | None:
     return f"http://{pod_ip}:{MEMORY_PORT}/memory" if measures_memory(matrix) else None
-
-
-def _container_security() -> dict[str, Any]:
-    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def build_server_pod(
@@ -153,14 +115,14 @@ def build_server_pod(
         "kind": "Pod",
         "metadata": {
             "name": name,
-            "labels": {**child_labels(matrix.metadata.name, cell_key, component), "kubeinfer.dev/role": "server"},
+            "labels": {**child_labels(matrix.metadata.name, cell_key, component), ROLE_LABEL: "server"},
             "ownerReferences": [owner_reference(matrix_body)],
         },
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
             "containers": [server_container(matrix, model_rel_path, ctx_size, estimated_bytes, settings)],
-            "volumes": [_cache_volume(settings, read_only=True)],
+            "volumes": [cache_volume(settings, read_only=True)],
             **placement,
         },
     }
@@ -175,7 +137,7 @@ def build_runner_job(
     settings: OperatorSettings,
     component: str | None = None,
 ) -> dict[str, Any]:
-    """A Job running `kubeinfer cell <step>` for one cell; it writes its result to a ConfigMap it names.
+    """A Job running `kubeinfer step <step>` for one cell; it writes its result to a ConfigMap it names.
 
     `component` (default: the step) names the Job, so one step can run twice for a cell (measure, stress).
     """
@@ -190,15 +152,15 @@ def build_runner_job(
         },
         {"name": "KUBEINFER_MODEL_DIR", "value": MODELS_MOUNT},
         {"name": "KUBEINFER_OWNER", "value": json.dumps(owner)},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        POD_NAMESPACE_ENV,
     ]
     container = {
         "name": "runner",
         "image": settings.runner_image,
-        "command": ["kubeinfer", "cell", step, "--cell", cell_key, "--result", result_name(name), *extra_args],
+        "command": [*step_command(step), "--cell", cell_key, "--result", result_name(name), *extra_args],
         "env": env,
         "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": step != "prepare"}],
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
     }
     return {
         "apiVersion": "batch/v1",
@@ -213,13 +175,9 @@ def build_runner_job(
                     "restartPolicy": "Never",
                     "serviceAccountName": settings.runner_service_account,
                     "containers": [container],
-                    "volumes": [_cache_volume(settings, read_only=step != "prepare")],
+                    "volumes": [cache_volume(settings, read_only=step != "prepare")],
                     **pool_placement(settings.runner_pool, settings),
                 },
             },
         },
     }
-
-
-def result_name(job_name: str) -> str:
-    return f"{job_name}-result"
