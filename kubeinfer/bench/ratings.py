@@ -8,9 +8,11 @@ the metric's scale leaves (see `Check.scale`), so that a 0-100 score or a temper
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from kubeinfer.resources.benchmark_matrix import ProfileResult, Profiles, Rating
@@ -275,117 +277,33 @@ class Translation:
 
 
 INF = math.inf
+TABLE = "data/ratings.json"
 
-#: The seed's table. Gaps in it are closed: below 2 t/s (not in the seed) and 30-40 t/s (folded into
-#: "very fast"); the quality block is derived from the seed's quality examples (95%, 70%, "Q2").
-TRANSLATIONS: dict[str, Translation] = {
-    "tokens_per_second": Translation(
-        "Tokens/sec",
-        "t/s",
-        False,
-        (
-            Band(2, "<2 t/s", "Too slow to read along, batch use only"),
-            Band(5, "2-5 t/s", "Slow but readable, like careful dictation"),
-            Band(10, "5-10 t/s", "Moderate pace, acceptable for patient users"),
-            Band(15, "10-15 t/s", "Comfortable reading speed"),
-            Band(20, "15-20 t/s", "Fast reading, feels responsive"),
-            Band(40, "20-40 t/s", "Very fast, excellent UX"),
-            Band(INF, "40+ t/s", "Nearly instant for most prompts"),
-        ),
-    ),
-    "ttft_seconds": Translation(
-        "TTFT",
-        "s",
-        True,
-        (
-            Band(2, "<2s", "Feels instant, excellent UX"),
-            Band(5, "2-5s", "Barely noticeable pause"),
-            Band(10, "5-10s", "Noticeable but acceptable"),
-            Band(30, "10-30s", "Significant wait, breaks flow"),
-            Band(INF, ">30s", "Frustrating, unusable for interactive"),
-        ),
-    ),
-    "context_load_seconds": Translation(
-        "Context load",
-        "s",
-        True,
-        (
-            Band(5, "<5s", "Smooth workflow"),
-            Band(15, "5-15s", "Brief pause, manageable"),
-            Band(30, "15-30s", "Noticeable delay"),
-            Band(60, "30-60s", "Coffee break territory"),
-            Band(INF, ">60s", "Too slow for practical use"),
-        ),
-    ),
-    "memory_gb": Translation(
-        "Memory",
-        "GB",
-        True,
-        (
-            Band(6, "<6GB", "Plenty of headroom"),
-            Band(8, "6-8GB", "Room for other apps"),
-            Band(12, "8-12GB", "Dedicated inference, some headroom"),
-            Band(14, "12-14GB", "Most of system RAM"),
-            Band(INF, ">14GB", "Swapping likely, severe degradation"),
-        ),
-    ),
-    "throughput_docs_per_hour": Translation(
-        "Batch throughput",
-        "docs/hour",
-        False,
-        (
-            Band(10, "<10 docs/hour", "Only for small batches"),
-            Band(30, "10-30 docs/hour", "Overnight batch jobs"),
-            Band(60, "30-60 docs/hour", "Reasonable for moderate batches"),
-            Band(120, "60-120 docs/hour", "Efficient bulk processing"),
-            Band(INF, ">120 docs/hour", "Excellent throughput"),
-        ),
-    ),
-    "temperature_celsius": Translation(
-        "Temperature",
-        "°C",
-        True,
-        (
-            Band(70, "<70°C", "Cool, no concerns"),
-            Band(80, "70-80°C", "Warm but safe"),
-            Band(85, "80-85°C", "Hot, ensure good airflow"),
-            Band(90, "85-90°C", "Thermal limit approaching"),
-            Band(INF, ">90°C", "Too hot, reduce load"),
-        ),
-    ),
-    "quality_percent": Translation(
-        "Quality score",
-        "%",
-        False,
-        (
-            Band(50, "<50%", "Significant degradation, creative use only"),
-            Band(70, "50-70%", "Unreliable answers, avoid for factual or financial work"),
-            Band(80, "70-80%", "Usable with checking, avoid for financial work"),
-            Band(90, "80-90%", "Good accuracy, safe for most uses"),
-            Band(INF, "90%+", "Accuracy retained, safe for all uses"),
-        ),
-    ),
-}
 
-#: Profile metric names (and the report's cell fields) that read from a translation block.
-METRIC_TRANSLATION: dict[str, str] = {
-    "tokens_per_second": "tokens_per_second",
-    "server_tokens_per_second": "tokens_per_second",
-    "ttft_seconds": "ttft_seconds",
-    "server_ttft_seconds": "ttft_seconds",
-    "initial_load_seconds": "context_load_seconds",
-    "load_seconds": "context_load_seconds",
-    "throughput_docs_per_hour": "throughput_docs_per_hour",
-    "max_temperature_celsius": "temperature_celsius",
-    "temperature_celsius": "temperature_celsius",
-    "peak_memory_gb": "memory_gb",
-    "estimated_memory_gb": "memory_gb",
-    "math_score": "quality_percent",
-    "comprehension_score": "quality_percent",
-    "reasoning_score": "quality_percent",
-    "format_compliance": "quality_percent",
-    "overall_score": "quality_percent",
-}
+def _load_translations() -> tuple[dict[str, Translation], dict[str, str]]:
+    """The seed's table from kubeinfer/bench/data/ratings.json: translation blocks, and metric -> block.
+
+    Gaps in the seed are closed there: below 2 t/s (not in the seed) and 30-40 t/s (folded into "very
+    fast"); the quality block is derived from the seed's quality examples (95%, 70%, "Q2").
+    """
+    table = json.loads(resources.files("kubeinfer.bench").joinpath(TABLE).read_text(encoding="utf-8"))
+    translations = {
+        name: Translation(
+            block["title"],
+            block["unit"],
+            bool(block["upperInclusive"]),
+            tuple(Band(INF if b["upper"] is None else b["upper"], b["label"], b["text"]) for b in block["bands"]),
+        )
+        for name, block in table["tables"].items()
+    }
+    unknown = sorted(set(table["metrics"].values()) - set(translations))
+    if unknown:
+        raise ValueError(f"{TABLE}: metrics name blocks that do not exist: {', '.join(unknown)}")
+    return translations, dict(table["metrics"])
+
+
+#: The seed's table, one block per scale, and which block each profile metric (and report field) reads.
+TRANSLATIONS, METRIC_TRANSLATION = _load_translations()
 
 #: Byte-valued metrics interpreted on the memory scale after conversion to GiB.
 BYTE_METRICS = frozenset({"peak_rss_bytes"})
