@@ -30,6 +30,7 @@ from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.catalog import lookup
 from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
+from kubeinfer.storage.blobs import BlobStore
 from kubeinfer.storage.factory import open_blob_store
 from kubeinfer.storage.files import FileService
 from kubeinfer.storage.records import MetadataStore
@@ -70,41 +71,20 @@ def _managed_server(settings: Settings, log_path: Path, watchdog: WatchdogConfig
 def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url: str | None = None) -> FastAPI:
     """The gateway. With no `engine_url` (argument or setting) it starts and owns a llama-server.
 
-    Keys are checked here, before anything starts, so a misconfigured gateway fails at once.
+    Keys are checked here, before anything starts, so a misconfigured gateway fails at once. At start the
+    lifespan runs its stages in order (engine, storage, batches, context) and stops them in reverse.
     """
     gw = settings.gateway
     keys = KeyRing(load_api_keys(gw.api_keys, gw.api_keys_file), insecure_no_auth)
     root = data_dir(settings)
     engine_url = engine_url or gw.engine_url
-    watchdog_config = _watchdog_config(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            url = engine_url
-            watchdog: ServerWatchdog | None = None
-            if url is None:
-                log_path = root / "llama-server.log"
-                watchdog = await asyncio.to_thread(_managed_server, settings, log_path, watchdog_config)
-                stack.push_async_callback(watchdog.stop)
-                await watchdog.start()  # returns when healthy, or after a failed first start (then in back-off)
-                url = watchdog.url
-                log.info("llama-server managed", extra={"url": url, "state": watchdog.state().state})
-            ready = watchdog.wait_running if watchdog is not None else None
-            engine = EngineClient(url, timeout=gw.request_deadline_seconds, ready=ready)
-            stack.push_async_callback(engine.aclose)
-            meta = MetadataStore(root / "gateway.db")
-            stack.callback(meta.close)
-            blobs = open_blob_store(settings, root / "files")
-            runner = BatchRunner(
-                meta,
-                blobs,
-                pool.single(engine),
-                root,
-                lambda: set(app.state.ctx.models),
-                replace(EMBEDDED, concurrency=gw.batch_concurrency, max_attempts=gw.batch_max_attempts),
-            )
-            service = BatchService(meta, runner)
+            engine, watchdog = await _start_engine(stack, settings, root, engine_url)
+            meta, blobs = _open_storage(stack, settings, root)
+            service = _batch_service(app, settings, meta, blobs, engine, root)
             app.state.ctx = GatewayContext(
                 settings=settings,
                 keys=keys,
@@ -127,6 +107,54 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
         description="OpenAI-compatible files, batches and inference on a local llama-server.",
         lifespan=lifespan,
     )
+    _add_routes(app)
+    return app
+
+
+async def _start_engine(
+    stack: AsyncExitStack, settings: Settings, root: Path, engine_url: str | None
+) -> tuple[EngineClient, ServerWatchdog | None]:
+    """The engine's client; without `engine_url`, a llama-server of our own under a watchdog first."""
+    url = engine_url
+    watchdog: ServerWatchdog | None = None
+    if url is None:
+        log_path = root / "llama-server.log"
+        watchdog = await asyncio.to_thread(_managed_server, settings, log_path, _watchdog_config(settings))
+        stack.push_async_callback(watchdog.stop)
+        await watchdog.start()  # returns when healthy, or after a failed first start (then in back-off)
+        url = watchdog.url
+        log.info("llama-server managed", extra={"url": url, "state": watchdog.state().state})
+    ready = watchdog.wait_running if watchdog is not None else None
+    engine = EngineClient(url, timeout=settings.gateway.request_deadline_seconds, ready=ready)
+    stack.push_async_callback(engine.aclose)
+    return engine, watchdog
+
+
+def _open_storage(stack: AsyncExitStack, settings: Settings, root: Path) -> tuple[MetadataStore, BlobStore]:
+    """The metadata database and the blob store (a directory under `root`, or a bucket)."""
+    meta = MetadataStore(root / "gateway.db")
+    stack.callback(meta.close)
+    return meta, open_blob_store(settings, root / "files")
+
+
+def _batch_service(
+    app: FastAPI, settings: Settings, meta: MetadataStore, blobs: BlobStore, engine: EngineClient, root: Path
+) -> BatchService:
+    """The embedded batch queue, running batches against the one engine."""
+    gw = settings.gateway
+    runner = BatchRunner(
+        meta,
+        blobs,
+        pool.single(engine),
+        root,
+        lambda: set(app.state.ctx.models),
+        replace(EMBEDDED, concurrency=gw.batch_concurrency, max_attempts=gw.batch_max_attempts),
+    )
+    return BatchService(meta, runner)
+
+
+def _add_routes(app: FastAPI) -> None:
+    """Error handlers, metrics, one router per resource, the Label Studio backend and the console."""
     install_handlers(app)
     app.add_middleware(metrics.MetricsMiddleware)
     for module in (files, batches, jobs, models, metrics, ops):
@@ -138,5 +166,3 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
         return {"status": "ok"}
-
-    return app
