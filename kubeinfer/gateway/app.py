@@ -78,11 +78,12 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
     keys = KeyRing(load_api_keys(gw.api_keys, gw.api_keys_file), insecure_no_auth)
     root = data_dir(settings)
     engine_url = engine_url or gw.engine_url
+    watchdog_config = _watchdog_config(settings)  # refuses settings that cannot work before anything starts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            engine, watchdog = await _start_engine(stack, settings, root, engine_url)
+            engine, watchdog = await _start_engine(stack, settings, root, engine_url, watchdog_config)
             meta, blobs = _open_storage(stack, settings, root)
             service = _batch_service(app, settings, meta, blobs, engine, root)
             app.state.ctx = GatewayContext(
@@ -112,14 +113,14 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
 
 
 async def _start_engine(
-    stack: AsyncExitStack, settings: Settings, root: Path, engine_url: str | None
+    stack: AsyncExitStack, settings: Settings, root: Path, engine_url: str | None, watchdog_config: WatchdogConfig
 ) -> tuple[EngineClient, ServerWatchdog | None]:
     """The engine's client; without `engine_url`, a llama-server of our own under a watchdog first."""
     url = engine_url
     watchdog: ServerWatchdog | None = None
     if url is None:
         log_path = root / "llama-server.log"
-        watchdog = await asyncio.to_thread(_managed_server, settings, log_path, _watchdog_config(settings))
+        watchdog = await asyncio.to_thread(_managed_server, settings, log_path, watchdog_config)
         stack.push_async_callback(watchdog.stop)
         await watchdog.start()  # returns when healthy, or after a failed first start (then in back-off)
         url = watchdog.url
