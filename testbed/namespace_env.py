@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from kubeinfer.operator.rbac import gateway_objects, operator_objects, runner_ob
 from testbed.controlplane import REPO_ROOT, Cluster
 from testbed.gateway_process import GatewayProcess
 from testbed.operator_process import OperatorProcess
+from testbed.wait import wait_for
 
 OPERATOR_SA = "kubeinfer-operator"
 GATEWAY_SA = "kubeinfer-gateway"
@@ -107,6 +109,25 @@ def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, p
     }
     path.write_text(json.dumps(config))
     return path
+
+
+@contextmanager
+def scratch_namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
+    """A fresh namespace `prefix-<random>` with its default ServiceAccount; deleted (not waited for) afterwards.
+
+    Deleting it makes the kubelet stand-in stop whatever a test left running there.
+    """
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    wait_for(
+        lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+        timeout=30,
+        what=f"default ServiceAccount in {name}",
+    )
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @dataclass

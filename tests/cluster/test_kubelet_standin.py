@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from hack.kubelet_standin import StandIn
 from testbed.controlplane import Cluster
+from testbed.namespace_env import scratch_namespace
 from testbed.wait import wait_for
 
 LLAMA_IMAGE = "ghcr.io/kubeinfer/llama-server:0.3.36"
@@ -38,21 +38,10 @@ def core(api: client.ApiClient) -> client.CoreV1Api:
 
 
 @pytest.fixture
-def namespace(core: client.CoreV1Api, local_node: StandIn) -> Iterator[str]:
+def namespace(kube_cluster: Cluster, local_node: StandIn) -> Iterator[str]:
     """A namespace per test; deleting it at the end makes the stand-in stop whatever the test left running."""
-    name = f"standin-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name}})
-    wait_for(lambda: _has_default_account(core, name), timeout=30, what=f"default ServiceAccount in {name}")
-    yield name
-    core.delete_namespace(name)
-
-
-def _has_default_account(core: client.CoreV1Api, namespace: str) -> bool:
-    try:
-        core.read_namespaced_service_account("default", namespace)
-    except ApiException:
-        return False
-    return True
+    with scratch_namespace(kube_cluster, "standin") as name:
+        yield name
 
 
 def _pod(name: str, image: str, command: list[str], **spec: Any) -> dict[str, Any]:

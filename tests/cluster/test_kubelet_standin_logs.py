@@ -7,7 +7,6 @@ API server's pod proxy is how `kubeinfer workers status` gets a supervised serve
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from hack.kubelet_standin import StandIn
 from kubeinfer.cluster.workers import ClusterWorkers
 from testbed.controlplane import Cluster
+from testbed.namespace_env import scratch_namespace
 from testbed.wait import wait_for
 
 IMAGE = "ghcr.io/kubeinfer/kubeinfer:dev"
@@ -34,21 +34,10 @@ def api(kube_cluster: Cluster) -> client.ApiClient:
 
 
 @pytest.fixture
-def namespace(api: client.ApiClient, local_node: StandIn) -> Iterator[str]:
-    core = client.CoreV1Api(api)
-    name = f"standin-logs-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name}})
-
-    def has_account() -> bool:
-        try:
-            core.read_namespaced_service_account("default", name)
-        except ApiException:
-            return False
-        return True
-
-    wait_for(has_account, timeout=30, what=f"default ServiceAccount in {name}")
-    yield name
-    core.delete_namespace(name)
+def namespace(kube_cluster: Cluster, local_node: StandIn) -> Iterator[str]:
+    """A namespace per test; deleting it at the end makes the stand-in stop whatever the test left running."""
+    with scratch_namespace(kube_cluster, "standin-logs") as name:
+        yield name
 
 
 def run_pod(core: client.CoreV1Api, namespace: str, name: str, command: list[str], **extra: Any) -> None:
