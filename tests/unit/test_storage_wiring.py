@@ -92,7 +92,7 @@ def test_pods_without_a_credentials_secret_use_their_own_identity() -> None:
     ("storage", "message"),
     [
         ({"backend": "s3"}, "storage.s3.bucket is required when storage.backend is s3"),
-        ({"backend": "gcs"}, 'storage.backend must be local or s3, got "gcs"'),
+        ({"backend": "gcs"}, "at '/storage/backend': value must be one of 'local', 's3'"),  # values.schema.json
     ],
 )
 def test_chart_refuses_broken_storage_values(tmp_path: Path, storage: dict[str, Any], message: str) -> None:

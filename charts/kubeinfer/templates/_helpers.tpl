@@ -66,8 +66,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (include "kubeinfer.gatewayName" .) .Values.gateway.serviceAccount.name -}}
 {{- end -}}
 
+{{/* The chart's ModelInstall. */}}
 {{- define "kubeinfer.modelServerName" -}}
 {{- printf "%s-model-server" (include "kubeinfer.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The Service the operator creates for it: model_builders.service_name, a slug of the ModelInstall's name. */}}
+{{- define "kubeinfer.modelServiceName" -}}
+{{- regexReplaceAll "[^a-z0-9]+" (include "kubeinfer.modelServerName" . | lower) "-" | trimAll "-" | trunc 63 -}}
 {{- end -}}
 
 {{- define "kubeinfer.gatewayName" -}}
@@ -78,11 +84,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-api-keys" (include "kubeinfer.gatewayName" .)) .Values.gateway.apiKeys.existingSecret -}}
 {{- end -}}
 
+{{/* The gateway's model: gateway.model, else the chart's ModelInstall's. */}}
+{{- define "kubeinfer.gatewayModel" -}}
+{{- if .Values.gateway.model -}}
+{{- .Values.gateway.model -}}
+{{- else if .Values.modelServer.enabled -}}
+{{- .Values.modelServer.model -}}
+{{- else -}}
+{{- fail "gateway.model is required when modelServer.enabled is false" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* gateway.engineUrl, else the Service the operator creates for the chart's ModelInstall (port 8080, named as it). */}}
 {{- define "kubeinfer.engineUrl" -}}
 {{- if .Values.gateway.engineUrl -}}
 {{- .Values.gateway.engineUrl -}}
+{{- else if .Values.modelServer.enabled -}}
+{{- printf "http://%s.%s:8080" (include "kubeinfer.modelServiceName" .) (include "kubeinfer.watchNamespace" .) -}}
 {{- else -}}
-{{- printf "http://%s:%d" (include "kubeinfer.modelServerName" .) (int .Values.modelServer.port) -}}
+{{- fail "gateway.engineUrl is required when modelServer.enabled is false" -}}
 {{- end -}}
 {{- end -}}
 
