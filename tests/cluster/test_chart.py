@@ -5,13 +5,21 @@ so the real API server validates every object against its schemas and the chart'
 is pointed at the `local-exec` node, where the kubelet stand-in runs its pod as a local `kubeinfer operator run`
 (the stand-in stands in for the container runtime: the image is not pulled, docs/kubelet-standin.md). The operator
 then runs under the chart's own ServiceAccount and ClusterRole, and its runner Jobs under the chart's runner
-ServiceAccount, so a rule missing from the chart fails this test. The gateway and model server land on kwok's
-simulated CPU nodes: they are validated and scheduled, not executed.
+ServiceAccount, so a rule missing from the chart fails this test. The gateway runs on `local-exec` too, in cluster
+mode, and the chart's ModelInstall is served there by the operator: the `helm test` script (files/smoke.py), run
+from this machine against the gateway pod's address, sends a chat completion and a one-line batch that the operator
+runs as a BatchJob on that ModelInstall's server. The pre-delete hook's script (files/pre_delete.py) then deletes the
+ModelInstall and the test's BatchJob and the operator releases their finalizers. Helm hooks are not applied by
+kubectl: the test Pod and the hook Job are only validated by the server-side dry run. No Service DNS or routing here
+(the stand-in has none): the gateway and the batch workers reach the server through its EndpointSlices.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hack.helm.chart import lint, template
+from hack.helm.chart import CHART, lint, template
 from hack.kubelet_standin import StandIn
 from kubeinfer.settings import Settings
 from testbed.controlplane import Cluster
@@ -55,15 +63,49 @@ MATRIX: dict[str, Any] = {
 }
 
 
+API_KEY = "sk-chart-test"
+MODEL_INSTALL = f"{RELEASE}-model-server"
+
+
 def chart_values(models_root: Path) -> dict[str, Any]:
-    """The operator on local-exec with the cpu pool aliased to it; the model cache bound to the local cache."""
+    """Operator and gateway on local-exec with the cpu pool aliased to it; the claims bound to local folders.
+
+    The testbed's hostPath volumes are ReadWriteMany (several kwok nodes), so the claims ask for that too.
+    """
+    local = {"nodeSelector": LOCAL_POOL, "tolerations": [LOCAL_TOLERATION]}
     return {
         "pools": {"aliases": {"cpu": "local"}},
-        "operator": {"pollSeconds": 0.5, "nodeSelector": LOCAL_POOL, "tolerations": [LOCAL_TOLERATION]},
-        "modelCache": {"storageClassName": "", "volumeName": f"model-cache-{NAMESPACE}"},
-        "batchData": {"storageClassName": "", "volumeName": f"kubeinfer-data-{NAMESPACE}"},
-        "gateway": {"apiKeys": {"keys": {"sk-chart-test": "chart-test"}}},
+        "operator": {"pollSeconds": 0.5, **local},
+        "modelCache": {
+            "storageClassName": "",
+            "volumeName": f"model-cache-{NAMESPACE}",
+            "accessModes": ["ReadWriteMany"],
+        },
+        "batchData": {
+            "storageClassName": "",
+            "volumeName": f"kubeinfer-data-{NAMESPACE}",
+            "accessModes": ["ReadWriteMany"],
+        },
+        # Small requests and one thread, so the server fits on local-exec next to the matrix's cell server.
+        "modelServer": {"ctxSize": 1024, "parallel": 2, "threads": 1, "resources": {"requests": {"cpu": "100m"}}},
+        "gateway": {"apiKeys": {"keys": {API_KEY: "chart-test"}}, "cluster": {"batchWorkers": 1}, **local},
     }
+
+
+def is_hook(doc: dict[str, Any]) -> bool:
+    return "helm.sh/hook" in (doc["metadata"].get("annotations") or {})
+
+
+def chart_script(name: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """One of the chart's hook scripts (charts/kubeinfer/files), run here as its pod runs it: `python -c`."""
+    script = (CHART / "files" / name).read_text()
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def diagnose(cluster: Cluster, standin: StandIn) -> str:
@@ -115,7 +157,9 @@ def installed(
     (data_pv,) = [o for o in data_volume(data, NAMESPACE) if o["kind"] == "PersistentVolume"]
     apply(kube_cluster, [pv, data_pv])
     yield rendered
-    kube_cluster.kubectl("delete", "benchmarkmatrix", "--all", "-n", NAMESPACE, "--wait=true", check=False)
+    # While the chart's operator still runs, so it releases their finalizers (the pre-delete hook's job under helm).
+    for kind in ("benchmarkmatrix", "batchjob", "modelinstall"):
+        kube_cluster.kubectl("delete", kind, "--all", "-n", NAMESPACE, "--wait=true", "--timeout=120s", check=False)
     kube_cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
     # The PV goes once the namespace's claim on it has gone (pv-protection), so nothing waits for it here.
     cluster_scoped = [o for o in rendered if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
@@ -134,14 +178,20 @@ def test_chart_installs_and_its_operator_reconciles_a_matrix_to_completed(
 ) -> None:
     kinds = {o["kind"] for o in installed}
     assert {"CustomResourceDefinition", "Deployment", "ClusterRole", "Role", "NetworkPolicy", "Secret"} <= kinds
+    assert {"ModelInstall", "Pod", "Job"} <= kinds  # the gateway's model, the test Pod, the pre-delete hook
 
-    dry = server_side_apply(kube_cluster, installed, "--dry-run=server")
+    # CRDs first, as helm installs them: the chart's ModelInstall can only be validated once its CRD is served.
+    crds = [o for o in installed if o["kind"] == "CustomResourceDefinition"]
+    server_side_apply(kube_cluster, crds)
+    for crd in (o["metadata"]["name"] for o in crds):
+        kube_cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    objects = [o for o in installed if o["kind"] != "CustomResourceDefinition"]
+    dry = server_side_apply(kube_cluster, objects, "--dry-run=server")  # the hooks too, and the CRD's CEL rules
     assert "serverside-applied (server dry run)" in dry
+    assert f"modelinstall.kubeinfer.dev/{MODEL_INSTALL} serverside-applied (server dry run)" in dry
     assert kube_cluster.get_json("deployments", "-n", NAMESPACE)["items"] == [], "dry run created objects"
 
-    server_side_apply(kube_cluster, installed)
-    for crd in (o["metadata"]["name"] for o in installed if o["kind"] == "CustomResourceDefinition"):
-        kube_cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    server_side_apply(kube_cluster, [o for o in objects if not is_hook(o)])
 
     operator_selector = "app.kubernetes.io/instance=kubeinfer-chart,app.kubernetes.io/component=operator"
 
@@ -171,7 +221,8 @@ def test_chart_installs_and_its_operator_reconciles_a_matrix_to_completed(
     assert "interactive" in cell.get("profiles", {}), f"{json.dumps(cell)[:3000]}\n{diagnose(kube_cluster, local_node)}"
     assert cell["profiles"]["interactive"]["metrics"]["tokens_per_second"] > 0
 
-    runner_sa = next(o for o in installed if o["kind"] == "Role")["metadata"]["name"]
+    runner_sa = f"{RELEASE}-runner"
+    assert any(o["kind"] == "Role" and o["metadata"]["name"] == runner_sa for o in installed)
     python_image = next(
         o for o in installed if o["kind"] == "Deployment" and o["metadata"]["name"] == "kubeinfer-chart-operator"
     )["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -185,3 +236,56 @@ def test_chart_installs_and_its_operator_reconciles_a_matrix_to_completed(
     events = kube_cluster.get_json("events", "-n", NAMESPACE)["items"]
     reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "chart"}
     assert {"Running", "CellFinished", "Completed"} <= reasons
+
+
+def test_helm_test_script_gets_a_chat_and_a_batch_from_the_chart_s_model_install_and_the_hook_cleans_up(
+    kube_cluster: Cluster, local_node: StandIn, installed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """After the matrix test: the chart's own model served, then the `helm test` and pre-delete hook scripts."""
+
+    def install_ready() -> bool:
+        body = kube_cluster.get_json("modelinstall", MODEL_INSTALL, "-n", NAMESPACE)
+        return (body.get("status") or {}).get("phase") == "Ready"
+
+    try:
+        wait_for(install_ready, timeout=600, interval=1, what=f"ModelInstall {MODEL_INSTALL} Ready")
+    except AssertionError as exc:
+        body = kube_cluster.get_json("modelinstall", MODEL_INSTALL, "-n", NAMESPACE)
+        raise AssertionError(
+            f"{exc}\n{json.dumps(body.get('status'))[:3000]}\n{diagnose(kube_cluster, local_node)}"
+        ) from None
+    gateway_selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=gateway"
+
+    def gateway_ip() -> str | None:
+        for pod in kube_cluster.get_json("pods", "-n", NAMESPACE, "-l", gateway_selector)["items"]:
+            conditions = pod["status"].get("conditions", [])
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return str(pod["status"]["podIP"])
+        return None
+
+    address = wait_for(gateway_ip, timeout=180, interval=1, what="the chart's gateway pod Ready on local-exec")
+    test_pod = next(o for o in installed if o["kind"] == "Pod")
+    env = {e["name"]: e["value"] for e in test_pod["spec"]["containers"][0]["env"]}
+    keys = tmp_path / "api-keys"
+    keys.write_text(f"{API_KEY}=chart-test\n")
+    smoke = chart_script(
+        "smoke.py",
+        {**env, "GATEWAY_URL": f"http://{address}:8080/v1", "API_KEYS_FILE": str(keys), "TIMEOUT_SECONDS": "400"},
+        timeout=460,
+    )
+    assert smoke.returncode == 0, f"{smoke.stdout}{smoke.stderr}\n{diagnose(kube_cluster, local_node)}"
+    assert smoke.stdout.splitlines()[-1] == "ok"
+    batches = kube_cluster.get_json("batchjobs", "-n", NAMESPACE)["items"]
+    (batch,) = [b for b in batches if (b["spec"].get("metadata") or {}).get("helm-test") == RELEASE]
+    assert batch["status"]["status"] == "completed"
+    assert batch["status"]["modelInstall"] == MODEL_INSTALL
+    assert batch["metadata"]["finalizers"], "the operator guards its BatchJobs with a finalizer"
+
+    hook = next(o for o in installed if o["kind"] == "Job" and is_hook(o))
+    hook_env = {e["name"]: e["value"] for e in hook["spec"]["template"]["spec"]["containers"][0]["env"]}
+    cleanup = chart_script("pre_delete.py", {**hook_env, "KUBECONFIG": str(kube_cluster.kubeconfig)}, timeout=300)
+    assert cleanup.returncode == 0, f"{cleanup.stdout}{cleanup.stderr}"
+    assert "removing its finalizers" not in cleanup.stdout, "the operator, not the hook, should release them"
+    assert kube_cluster.kubectl("get", "modelinstall", MODEL_INSTALL, "-n", NAMESPACE, check=False).returncode != 0
+    remaining = kube_cluster.get_json("batchjobs", "-n", NAMESPACE)["items"]
+    assert batch["metadata"]["name"] not in {b["metadata"]["name"] for b in remaining}

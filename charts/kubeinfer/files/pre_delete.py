@@ -6,7 +6,8 @@ they would keep their finalizers for ever and block the deletion of their namesp
 while the operator still runs, it deletes them and waits until they are gone; after TIMEOUT_SECONDS (an operator
 that is down) it removes the finalizers itself, so an uninstall never hangs. Run by the chart's hook Job
 (templates/uninstall-hook.yaml) as `python -c`, in the kubeinfer image. Environment: NAMESPACE, MODEL_INSTALL
-(empty: none), BATCH_MARK (`metadata.helm-test` of the test's batches), TIMEOUT_SECONDS.
+(empty: none), BATCH_MARK (`metadata.helm-test` of the test's batches), TIMEOUT_SECONDS; KUBECONFIG, when set,
+instead of the pod's ServiceAccount.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ def main() -> None:
     namespace = os.environ["NAMESPACE"]
     mark = os.environ.get("BATCH_MARK", "")
     deadline = time.monotonic() + float(os.environ.get("TIMEOUT_SECONDS", "120"))
-    config.load_incluster_config()
+    if os.environ.get("KUBECONFIG"):  # run from outside the cluster (tests/cluster/test_chart.py)
+        config.load_kube_config()
+    else:
+        config.load_incluster_config()
     api = client.CustomObjectsApi()
     targets = [("modelinstalls", name) for name in [os.environ.get("MODEL_INSTALL", "")] if name]
     if mark:
