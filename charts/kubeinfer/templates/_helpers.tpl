@@ -71,7 +71,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-model-server" (include "kubeinfer.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The Service the operator creates for it: model_builders.service_name, a slug of the ModelInstall's name. */}}
+{{/* The Service the operator creates for it: kubeinfer.resources.names.service_name, a slug of its name. */}}
 {{- define "kubeinfer.modelServiceName" -}}
 {{- regexReplaceAll "[^a-z0-9]+" (include "kubeinfer.modelServerName" . | lower) "-" | trimAll "-" | trunc 63 -}}
 {{- end -}}
