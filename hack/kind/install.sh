@@ -27,7 +27,8 @@ if [[ "$PROVIDER" == podman ]]; then
   # podman's rootful default rlimits (1048576) exceed what some sandboxes and CI runners allow; runc then fails
   # with "error setting rlimit type 7". The hard limit of this shell is the most a container can get.
   nofile="$(ulimit -Hn)"; [[ "$nofile" == unlimited ]] && nofile=1048576
-  nproc="$(ulimit -Hu)"; [[ "$nproc" == unlimited ]] && nproc=1048576
+  # nproc: the hard limit itself is refused by runc in some sandboxes; 32768 is plenty for a node.
+  nproc="$(ulimit -Hu)"; [[ "$nproc" == unlimited || "$nproc" -gt 32768 ]] && nproc=32768
   cat >"$KUBEINFER_CONTAINERS_CONF.tmp" <<CONF
 # Written by hack/kind/install.sh; used through CONTAINERS_CONF by the kind scripts only.
 [containers]

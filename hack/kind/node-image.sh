@@ -134,9 +134,10 @@ main() {
     echo "$image"
     return
   fi
-  local start=$SECONDS work
-  work="$(mktemp -d "$KUBEINFER_CACHE_DIR/kind/.node-XXXXXX")"
-  trap 'rm -rf "$work"; "$ENGINE" rm -f kubeinfer-node-build >/dev/null 2>&1 || true' EXIT
+  local start=$SECONDS
+  WORK="$(mktemp -d "$KUBEINFER_CACHE_DIR/kind/.node-XXXXXX")"
+  trap 'rm -rf "$WORK"; "$ENGINE" rm -f kubeinfer-node-build >/dev/null 2>&1 || true' EXIT
+  local work="$WORK"
   local base="localhost/kubeinfer/debian-base:$(basename "$base_tar" .tar | sed 's/^base-//')"
   image_exists "$base" || "$ENGINE" import "$base_tar" "$base" >/dev/null
   LOCAL_PATH_IMAGE="localhost/kubeinfer/local-path-provisioner:$LOCAL_PATH_VERSION"
@@ -154,15 +155,17 @@ main() {
   "$ENGINE" import "$work/node.tar" "$staging" >/dev/null
   rm -f "$work/node.tar"
   # Preload the images into the node's containerd, as kind's own builder does, then commit the result.
+  "$ENGINE" rm -f kubeinfer-node-build >/dev/null 2>&1 || true
   "$ENGINE" run -d --name kubeinfer-node-build --privileged --entrypoint /bin/sleep \
     -v "$work/images.tar:/kind/images.tar:ro" "$staging" infinity >/dev/null
   "$ENGINE" exec kubeinfer-node-build sh -c '
     set -e
     containerd >/var/log/containerd-build.log 2>&1 &
+    pid=$!
     for i in $(seq 1 100); do ctr version >/dev/null 2>&1 && break; sleep 0.2; done
     ctr -n k8s.io images import --no-unpack --all-platforms /kind/images.tar >/dev/null
     ctr -n k8s.io images ls -q
-    kill %1; wait || true
+    kill "$pid"; wait "$pid" || true
     rm -f /var/log/containerd-build.log' >&2
   "$ENGINE" commit \
     --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
