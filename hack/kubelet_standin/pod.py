@@ -363,6 +363,15 @@ class PodWorker:
                 return {}
             raise PodSetupError("ConfigMapNotFound", f"configmap {self.namespace}/{name}: {err.reason}") from err
 
+    def _secret_keys(self, name: str, optional: bool) -> list[str]:
+        """The keys of a Secret mounted as a volume; as a kubelet, a missing Secret fails the pod unless `optional`."""
+        try:
+            return list(self.api.read_namespaced_secret(name, self.namespace).data or {})
+        except ApiException as err:
+            if err.status == 404 and optional:
+                return []
+            raise PodSetupError("SecretNotFound", f"secret {self.namespace}/{name}: {err.reason}") from err
+
     def _secret_key(self, name: str, key: str, optional: bool) -> str:
         """One key of a Secret; as a kubelet, a missing Secret or key fails the pod unless `optional`."""
         try:
@@ -393,6 +402,12 @@ class PodWorker:
             data = self._config_map(source["name"], bool(source.get("optional")))
             items = source.get("items") or [{"key": k, "path": k} for k in data]
             files = {item["path"]: data.get(item["key"], "") for item in items}
+        elif source := vol.get("secret"):  # e.g. the gateway's API-key file (charts/kubeinfer)
+            optional = bool(source.get("optional"))
+            keys = [item["key"] for item in source.get("items") or []]
+            keys = keys or self._secret_keys(source["secretName"], optional)
+            paths = {item["key"]: item["path"] for item in source.get("items") or []}
+            files = {paths.get(k, k): self._secret_key(source["secretName"], k, optional) for k in keys}
         elif "projected" in vol:  # the ServiceAccount admission plugin's kube-api-access-* volume
             files = {"namespace": self.namespace, "ca.crt": base64.b64decode(self.host.ca_data).decode()}
             if self._token_value:
@@ -400,7 +415,7 @@ class PodWorker:
         elif "emptyDir" not in vol:
             raise PodSetupError(
                 "VolumeNotSupported",
-                f"volume {name!r}: only model-cache, emptyDir, configMap, hostPath and projected "
+                f"volume {name!r}: only model-cache, emptyDir, configMap, secret, hostPath and projected "
                 "ServiceAccount volumes have a local equivalent",
             )
         for path, content in files.items():

@@ -263,7 +263,10 @@ def test_helm_test_script_gets_a_chat_and_a_batch_from_the_chart_s_model_install
                 return str(pod["status"]["podIP"])
         return None
 
-    address = wait_for(gateway_ip, timeout=180, interval=1, what="the chart's gateway pod Ready on local-exec")
+    try:
+        address = wait_for(gateway_ip, timeout=180, interval=1, what="the chart's gateway pod Ready on local-exec")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{diagnose(kube_cluster, local_node)}") from None
     test_pod = next(o for o in installed if o["kind"] == "Pod")
     env = {e["name"]: e["value"] for e in test_pod["spec"]["containers"][0]["env"]}
     keys = tmp_path / "api-keys"
