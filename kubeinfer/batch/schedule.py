@@ -30,4 +30,3 @@ def prefix_key(body: Any) -> str:
     if isinstance(prompt, str):
         return hashlib.blake2b(prompt[:COMPLETION_PREFIX_CHARS].encode(), digest_size=8).hexdigest()
     return ""
-
