@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 COREDNS_VERSION="${COREDNS_VERSION:-v1.13.1}"
 LOCAL_PATH_VERSION="${LOCAL_PATH_VERSION:-v0.0.30}"
-NODE_PACKAGES="systemd,dbus,containerd,runc,containernetworking-plugins,iptables,nftables,iproute2,conntrack,ethtool,util-linux,mount,kmod,libseccomp2,pigz,bash,ca-certificates,procps,socat"
+NODE_PACKAGES="systemd,dbus,jq,containerd,runc,containernetworking-plugins,iptables,nftables,iproute2,conntrack,ethtool,util-linux,mount,kmod,libseccomp2,pigz,bash,ca-certificates,procps,socat"
 BASE_PACKAGES="python3,python3-venv,python-is-python3,ca-certificates,iptables,conntrack,procps"
 ADDONS="$KUBEINFER_CACHE_DIR/kind/addons"
 KIND_SRC="$(GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" 2>/dev/null | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
