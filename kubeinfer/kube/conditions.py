@@ -25,3 +25,21 @@ def condition(kind: str, ok: bool | str, reason: str, message: str, generation: 
         "lastTransitionTime": now(),
         "observedGeneration": generation,
     }
+
+
+def merged(current: list[dict[str, Any]] | None, *updates: dict[str, Any]) -> list[dict[str, Any]]:
+    """`current` with each update in place of the condition of its type (appended when new).
+
+    A status patch replaces the whole list, so a writer of one condition must carry the others along.
+    An update that keeps a condition's status keeps its lastTransitionTime, as the conventions ask.
+    """
+    result = [dict(c) for c in current or []]
+    for update in updates:
+        at = next((i for i, c in enumerate(result) if c.get("type") == update["type"]), None)
+        if at is None:
+            result.append(update)
+            continue
+        if result[at].get("status") == update["status"] and result[at].get("lastTransitionTime"):
+            update = update | {"lastTransitionTime": result[at]["lastTransitionTime"]}
+        result[at] = update
+    return result
