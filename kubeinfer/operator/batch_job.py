@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kopf
@@ -25,8 +26,9 @@ from kubernetes import client
 from kubeinfer.batch.admission import Candidate, may_start
 from kubeinfer.batch.merge import result_file_ids
 from kubeinfer.kube.client import api_client
-from kubeinfer.kube.conditions import condition
+from kubeinfer.kube.conditions import condition, merged
 from kubeinfer.kube.objects import create_or_adopt, delete_job, read_json_config_map
+from kubeinfer.kube.pod_start import StartReporter, Startup, as_json, check_job
 from kubeinfer.operator.builders.batch_job import (
     build_clean_job,
     build_merge_job,
@@ -82,6 +84,8 @@ class BatchJobReconciler:
         self.settings = settings
         self.emit = emit
         self._demand_signalled = -DEMAND_EVERY_SECONDS
+        status, generation = body.get("status") or {}, body["metadata"].get("generation")
+        self.start = StartReporter(status.get("conditions") or [], self.put_condition, emit, generation)
 
     # --- the resource ---------------------------------------------------------------------------------
 
@@ -95,6 +99,10 @@ class BatchJobReconciler:
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, self.namespace, PLURAL, self.name, {"status": status}
         )
+
+    def put_condition(self, made: dict[str, Any]) -> None:
+        """One condition into the status, the others kept (a status patch replaces the whole list)."""
+        self.patch_status({"conditions": merged((self.read().get("status") or {}).get("conditions"), made)})
 
     # --- the loop -------------------------------------------------------------------------------------
 
@@ -128,7 +136,9 @@ class BatchJobReconciler:
                 lambda: self.batch.create_namespaced_job(self.namespace, build_validate_job(body, self.settings))
             )
             self._fail_if_job_failed("validate", "validation_failed")
+            self._watch_start("validate")
             return
+        self.start.report(True)
         if not result.get("ok"):
             self._fail([_error(e["code"], e["message"], e.get("param"), e.get("line")) for e in result["errors"]])
             return
@@ -182,6 +192,7 @@ class BatchJobReconciler:
             return
         status = self._mirror_progress(body, status)
         self._watch_progress(status)
+        self._watch_start("worker")
         if job.succeeded and job.succeeded >= int(body["spec"].get("workers", 2)):
             self.patch_status({"status": "finalizing", "finalizingAt": _now()})
             self.emit("Finalizing", "every shard finished; merging", False)
@@ -226,10 +237,10 @@ class BatchJobReconciler:
         if stalled:
             limit = self.settings.batch_stall_seconds
             message = f"no request finished in the last {stalled_for} s (batchStallSeconds {limit:g})"
-            self.patch_status({"conditions": [_progressing(False, "NoProgress", message)]})
+            self.put_condition(_progressing(False, "NoProgress", message))
             self.emit("NoProgress", message, True)
         else:
-            self.patch_status({"conditions": [_progressing(True, "RequestsFinishing", "workers finish requests")]})
+            self.put_condition(_progressing(True, "RequestsFinishing", "workers finish requests"))
             if current is not None:
                 self.emit("ProgressResumed", "requests finish again", False)
 
@@ -252,7 +263,9 @@ class BatchJobReconciler:
                 lambda: self.batch.create_namespaced_job(self.namespace, build_merge_job(body, missing, self.settings))
             )
             self._fail_if_job_failed("merge", "merge_failed")
+            self._watch_start("merge")
             return
+        self.start.report(True)
         final = {"cancelling": "cancelled", "finalizing": "completed"}.get(state or "", "expired")
         output_id, error_id = result_file_ids(self.name)
         self.patch_status(
@@ -306,6 +319,19 @@ class BatchJobReconciler:
         job = self._job_status(batch_job_name(self.name, component))
         if job is not None and _failed(job):
             self._fail([_error(code, f"Job {batch_job_name(self.name, component)} failed; see its pods' logs")])
+
+    def _watch_start(self, component: str) -> None:
+        """While a Job of the batch runs, `PodsStarted` says why its pods cannot start (every 10 s at most)."""
+        self.start.check(partial(self._job_startup, batch_job_name(self.name, component)))
+
+    def _job_startup(self, name: str) -> Startup:
+        try:
+            job = self.batch.read_namespaced_job_status(name, self.namespace)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return check_job(self.core, as_json(job))
 
     def _keep_model_wanted(self, install: str) -> None:
         """While the batch runs, its ModelInstall must not idle down (and scales up if it had)."""

@@ -18,8 +18,9 @@ from kubeinfer import __version__
 from kubeinfer.bench.planner import PlanError, PlannedCell, plan
 from kubeinfer.bench.runner import MatrixOutcome, MatrixRunner, RunEvents
 from kubeinfer.kube.client import api_client
-from kubeinfer.kube.conditions import condition
+from kubeinfer.kube.conditions import condition, merged
 from kubeinfer.kube.objects import owner_reference, put_config_map
+from kubeinfer.kube.pod_start import StartReporter
 from kubeinfer.metrics import operator as metrics
 from kubeinfer.operator.executor import ClusterExecutor
 from kubeinfer.operator.store import StatusCheckpointStore
@@ -68,8 +69,12 @@ class MatrixReconciler:
         self.api = api_client()
         self.custom = client.CustomObjectsApi(self.api)
         self.clock = metrics.PhaseClock()
+        status = raw.get("status") or {}
+        self.start = StartReporter(status.get("conditions") or [], self.put_condition, self.post, self.generation)
 
     def run(self, stopped: kopf.DaemonStopped, logger: kopf.Logger) -> None:
+        if not (self.raw.get("status") or {}).get("phase"):
+            self.patch_status({"phase": "Pending"})  # `kubectl get bm` shows a phase from the first reconcile on
         planned = self.validate()
         if planned is None:
             return
@@ -106,13 +111,14 @@ class MatrixReconciler:
         stopped: kopf.DaemonStopped,
     ) -> MatrixOutcome:
         """Run every unfinished cell through runner Jobs and server pods; an operator stop interrupts it."""
-        executor = ClusterExecutor(self.api, self.raw, get_settings().operator, self.emit)
+        executor = ClusterExecutor(self.api, self.raw, get_settings().operator, self.emit, self.start)
 
         def relay_stop() -> None:
             stopped.wait()
             executor.stop.set()
 
         threading.Thread(target=relay_stop, daemon=True).start()
+        self.patch_status({"phase": "Running"})
         self.emit("Running", f"{len(cells)} cells")
         metered = metrics.MeteredStore(store, f"{self.namespace}/{self.name}", cells)
         return MatrixRunner(matrix, executor, metered, self.events()).run(resume=True)
@@ -138,6 +144,9 @@ class MatrixReconciler:
         if reason == "ServerReady":
             self.clock.server_ready(time.monotonic())
         kopf.info(self.body, reason=reason, message=message)
+
+    def post(self, reason: str, message: str, warning: bool) -> None:
+        (kopf.warn if warning else kopf.info)(self.body, reason=reason, message=message[:1000])
 
     def events(self) -> RunEvents:
         def started(cell: PlannedCell, index: int, total: int) -> None:
@@ -181,7 +190,23 @@ class MatrixReconciler:
         put_config_map(client.CoreV1Api(self.api), self.namespace, body)
 
     def finish(self, phase: str, ready: dict[str, Any]) -> None:
-        status = {"phase": phase, "conditions": [ready], "observedGeneration": ready["observedGeneration"]}
+        self.patch_status(
+            {
+                "phase": phase,
+                "conditions": self.conditions_with(ready),
+                "observedGeneration": ready["observedGeneration"],
+            }
+        )
+
+    def put_condition(self, made: dict[str, Any]) -> None:
+        """One condition into the status, the others kept (a status patch replaces the whole list)."""
+        self.patch_status({"conditions": self.conditions_with(made)})
+
+    def conditions_with(self, made: dict[str, Any]) -> list[dict[str, Any]]:
+        body = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, MATRIX_PLURAL, self.name)
+        return merged((body.get("status") or {}).get("conditions"), made)
+
+    def patch_status(self, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, self.namespace, MATRIX_PLURAL, self.name, {"status": status}
         )

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from kubernetes import client
@@ -22,6 +23,7 @@ from kubeinfer.bench.ratings import rate_profile
 from kubeinfer.bench.rules import GIB
 from kubeinfer.bench.rules import preflight_memory as preflight_rule
 from kubeinfer.kube.objects import create_or_adopt, read_json_config_map
+from kubeinfer.kube.pod_start import StartReporter, as_json, check_job, check_pod
 from kubeinfer.kube.poll import PollInterval
 from kubeinfer.operator.builders.benchmark_matrix import build_runner_job, build_server_pod, memory_url
 from kubeinfer.operator.builders.common import SERVER_PORT
@@ -49,7 +51,8 @@ class ClusterExecutor:
         api: client.ApiClient,
         matrix_body: dict[str, Any],
         settings: OperatorSettings,
-        emit: Callable[[str, str], None] = lambda _reason, _message: None,
+        emit: Callable[[str, str], None],
+        start: StartReporter,
     ) -> None:
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
@@ -58,6 +61,8 @@ class ClusterExecutor:
         self.namespace = matrix_body["metadata"]["namespace"]
         self.settings = settings
         self.emit = emit
+        #: Says on the matrix why a Job's or server's pods cannot start (a missing ServiceAccount, ...).
+        self.start = start
         self.stop = threading.Event()
 
     # --- CellExecutor ----------------------------------------------------------------------------
@@ -162,7 +167,9 @@ class ClusterExecutor:
             if current.status.phase in ("Failed", "Succeeded"):
                 raise ServerLoadFailure(f"model server exited while loading: {_termination(current)}")
             if _ready(current) and current.status.pod_ip:
+                self.start.report(True)
                 return str(current.status.pod_ip)
+            self.start.check(partial(check_pod, as_json(current)))
             if time.monotonic() > deadline:
                 why = _pending_reason(current)
                 raise ServerLoadFailure(f"model server not ready within {timeout:.0f}s{why}")
@@ -179,8 +186,10 @@ class ClusterExecutor:
         wait = PollInterval(self.settings.poll_seconds, self.settings.max_poll_seconds)
         while time.monotonic() < deadline:
             self._check_stop()
-            status = self.batch.read_namespaced_job_status(name, self.namespace).status
+            job_now = self.batch.read_namespaced_job_status(name, self.namespace)
+            status = job_now.status
             if status.succeeded:
+                self.start.report(True)
                 found = read_json_config_map(self.core, self.namespace, result_name(name))
                 if found is None:
                     raise CellStepError(f"{step} Job {name} succeeded but wrote no result")
@@ -188,6 +197,7 @@ class ClusterExecutor:
             failed = [c for c in (status.conditions or []) if c.type == "Failed" and c.status == "True"]
             if failed:
                 raise CellStepError(f"{step} Job {name} failed: {failed[0].reason}: {failed[0].message}")
+            self.start.check(partial(check_job, self.core, as_json(job_now)))
             time.sleep(wait())
         raise CellStepError(f"{step} Job {name} did not finish within {self.settings.job_timeout_seconds:.0f}s")
 

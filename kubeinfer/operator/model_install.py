@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from kubernetes import client
 from kubeinfer.kube import conditions
 from kubeinfer.kube.client import api_client
 from kubeinfer.kube.objects import create_or_adopt, delete_job, read_json_config_map
+from kubeinfer.kube.pod_start import PODS_STARTED, StartReporter, Startup, as_json, check_job, check_pods
 from kubeinfer.kube.poll import PollInterval
 from kubeinfer.metrics import operator as metrics
 from kubeinfer.models.install import serving_order
@@ -72,6 +74,8 @@ class ModelInstallReconciler:
         self.settings = settings
         self.emit = emit
         self.answered: set[str] = set()
+        status, generation = body.get("status") or {}, body["metadata"].get("generation")
+        self.start = StartReporter(status.get("conditions") or [], self.put_condition, emit, generation)
 
     # --- the resource ---------------------------------------------------------------------------------
 
@@ -86,6 +90,14 @@ class ModelInstallReconciler:
             GROUP, VERSION, self.namespace, PLURAL, self.name, {"status": status}
         )
 
+    def put_condition(self, made: dict[str, Any]) -> None:
+        """One condition into the status, the others kept (a status patch replaces the whole list)."""
+        self.patch_status({"conditions": conditions.merged((self.read().get("status") or {}).get("conditions"), made)})
+
+    def kept(self) -> list[dict[str, Any]]:
+        """The conditions a writer of the whole list carries along: why pods could not start, if that was said."""
+        return [self.start.current] if self.start.current else []
+
     def fail(self, reason: str, message: str, generation: int | None, condition: str = "Installed") -> None:
         self.patch_status(
             {
@@ -95,6 +107,7 @@ class ModelInstallReconciler:
                 "conditions": [
                     conditions.condition(condition, False, reason, message, generation),
                     conditions.condition("Ready", False, reason, message, generation),
+                    *self.kept(),
                 ],
             }
         )
@@ -113,12 +126,14 @@ class ModelInstallReconciler:
         self.emit("Installing", f"install Job {name} started", False)
         last_progress: dict[str, Any] | None = None
         while not stopped:
-            status = self.batch.read_namespaced_job_status(name, self.namespace).status
+            job_now = self.batch.read_namespaced_job_status(name, self.namespace)
+            status = job_now.status
             progress = read_json_config_map(self.core, self.namespace, progress_name(name))
             if progress is not None and progress != last_progress:
                 self.patch_status({"progress": progress})
                 last_progress = progress
             if status.succeeded:
+                self.start.report(True)
                 found = read_json_config_map(self.core, self.namespace, result_name(name))
                 return found or {"error": f"install Job {name} succeeded but wrote no result", "reason": "NoResult"}
             failed = [c for c in (status.conditions or []) if c.type == "Failed" and c.status == "True"]
@@ -128,6 +143,7 @@ class ModelInstallReconciler:
                     "error": f"install Job {name} failed ({why}); {self._pod_log_hint(name)}",
                     "reason": "JobFailed",
                 }
+            self.start.check(partial(check_job, self.core, as_json(job_now)))
             stopped.wait(self.settings.poll_seconds)
         return None
 
@@ -149,7 +165,10 @@ class ModelInstallReconciler:
             "sizing": result["sizing"],
             "progress": {"bytesDone": total, "bytesTotal": total},
             "message": f"installed {message}",
-            "conditions": [conditions.condition("Installed", True, "Verified", f"installed {message}", generation)],
+            "conditions": [
+                conditions.condition("Installed", True, "Verified", f"installed {message}", generation),
+                *self.kept(),
+            ],
         }
         if serving:
             status["phase"] = InstallPhase.starting.value
@@ -191,6 +210,10 @@ class ModelInstallReconciler:
             self._ensure_server(body, install, current, body.get("status") or {}, replicas=0 if idle else None)
             endpoints = [] if idle else self._answering_endpoints(current)
             changed = self._report_serving(body, install, current, endpoints, idle)
+            if endpoints:
+                self.start.report(True)
+            elif not idle:
+                self.start.check(partial(self._server_startup, current))
             if changed or idle:  # when idle, notice new demand at once: a one-off demand lasts only idleSeconds
                 wait.reset()
             stopped.wait(wait())
@@ -231,8 +254,8 @@ class ModelInstallReconciler:
             message = f"no demand for {install.spec.serving.idle_seconds}s: scaled to zero until needed"
             reason = "ScaledToZero"
             self.emit(reason, message, False)
-        installed = [c for c in status.get("conditions", []) if c.get("type") == "Installed"]
-        update["conditions"] = [*installed, conditions.condition("Ready", ready, reason, message, generation)]
+        carried = [c for c in status.get("conditions", []) if c.get("type") in ("Installed", PODS_STARTED)]
+        update["conditions"] = [*carried, conditions.condition("Ready", ready, reason, message, generation)]
         update["message"] = message if ready or idle else f"waiting for {install.model_name} {current} to answer"
         self.patch_status(update)
         if ready and status.get("phase") != InstallPhase.ready.value:
@@ -265,10 +288,18 @@ class ModelInstallReconciler:
         if labels.get(QUANT_LABEL) != quant or current.spec.replicas != desired["spec"]["replicas"]:
             self.apps.patch_namespaced_deployment(name, self.namespace, {"spec": desired["spec"]})
 
+    def _server_selector(self, quant: str) -> str:
+        return f"{INSTALL_LABEL}={slug(self.name)[:63]},{QUANT_LABEL}={quant}"
+
     def _server_pods(self, quant: str) -> list[client.V1Pod]:
-        selector = f"{INSTALL_LABEL}={slug(self.name)[:63]},{QUANT_LABEL}={quant}"
+        selector = self._server_selector(quant)
         pods: list[client.V1Pod] = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
         return pods
+
+    def _server_startup(self, quant: str) -> Startup:
+        """Whether the server's pods start: the Deployment's ReplicaFailure, its pods' scheduling and images."""
+        deployment = as_json(self.apps.read_namespaced_deployment(deployment_name(self.name), self.namespace))
+        return check_pods(self.core, self.namespace, self._server_selector(quant), deployment)
 
     def _oom_killed(self, quant: str) -> bool:
         for pod in self._server_pods(quant):
@@ -393,12 +424,14 @@ def run_install(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
     """Install once per generation, then keep serving; every step is read back from the status on restart."""
     reconciler, raw = _reconciler(body)
     generation = raw["metadata"].get("generation")
+    status = raw.get("status") or {}
+    if not status.get("phase"):
+        reconciler.patch_status({"phase": InstallPhase.pending.value})  # a phase from the first reconcile on
     try:
         install = _install_of(raw)
     except ValueError as exc:
         reconciler.fail("InvalidSpec", str(exc), generation)
         return
-    status = raw.get("status") or {}
     installed = status.get("files") and any(
         c.get("type") == "Installed" and c.get("status") == "True" and c.get("observedGeneration") == generation
         for c in status.get("conditions", [])

@@ -17,9 +17,10 @@ OPERATOR_RULES: list[dict[str, Any]] = [
         "resources": ["benchmarkmatrices/status", "modelinstalls/status", "batchjobs/status"],
         "verbs": ["get", "patch"],
     },
-    # kopf resolves resources through the CRDs and posts Events for each phase change.
+    # kopf resolves resources through the CRDs and posts Events for each phase change; the doors list a
+    # Job's Events to learn why it cannot create its pods (kubeinfer/kube/pod_start.py).
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "list"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
     # Pods: benchmark servers; listed to spot an OOM-killed model server and a cancelled install's last pod.
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
