@@ -1,8 +1,10 @@
-"""The README's cluster path: `kubectl apply -n kubeinfer -f examples/quickstart.yaml` on the kind cluster, the
-matrix Completed by the chart's operator, every cell's pods real containers, `kubeinfer bench report` reading it.
+"""The README's cluster path on the kind cluster: a BenchmarkMatrix applied with kubectl into the release namespace,
+Completed by the chart's operator, every cell's pods real containers, `kubeinfer bench report` reading it.
 
-Cell statuses depend on how fast the machine is (the profiles' performance thresholds), so the test checks what
-the code decides: every cell finished with a status and its metrics, the report matches the status.
+The matrix is examples/quickstart.yaml cut to two cells (the bundled Q4_1 and a Q4_K_M that the prepare Job
+derives with llama-quantize in its container) and two short profiles, so the tier stays within minutes; the whole
+quickstart on kind is a `make bench` figure (docs/testing.md). Its thresholds cannot be missed, so the statuses
+are what the code decides, not what the machine's speed decides.
 """
 
 from __future__ import annotations
@@ -24,12 +26,44 @@ pytestmark = pytest.mark.timeout(3600)
 QUICKSTART = REPO_ROOT / "examples" / "quickstart.yaml"
 
 
+def kind_matrix() -> dict[str, Any]:
+    data = yaml.safe_load(QUICKSTART.read_text())
+    data["metadata"]["name"] = "quickstart"
+    spec = data["spec"]
+    spec["models"][0]["files"] = {"Q4_1": "pypi:smollm2-135m", "Q4_K_M": "quantize:Q4_1"}
+    spec["engine"] = {"ctxSize": 2048, "parallel": 1, "threads": 1}
+    spec["limits"] = {"maxLoadTimeSeconds": 300}
+    spec["profiles"] = {
+        "interactive": {
+            "maxTokens": 16,
+            "runs": 1,
+            "minTokensPerSecond": 0.001,
+            "maxTimeToFirstTokenSeconds": 100000,
+            "maxVariancePercent": 10000,
+        },
+        "batch": {
+            "documents": 4,
+            "maxTokens": 8,
+            "maxVariancePercent": 10000,
+            "maxDegradationPercent": 10000,
+            "maxMemoryDriftPercent": 10000,
+        },
+        "longContext": {"enabled": False},
+        "quality": {"enabled": False},
+        "stress": {"enabled": False},
+    }
+    return data
+
+
 def matrix(cluster: KindCluster) -> dict[str, Any]:
     return cluster.get_json("benchmarkmatrix", "quickstart", "-n", NAMESPACE)  # type: ignore[no-any-return]
 
 
-def test_quickstart_matrix_completes_in_containers_and_reports(kind_cluster: KindCluster, tmp_path: Path) -> None:
-    kind_cluster.kubectl("apply", "-n", NAMESPACE, "-f", str(QUICKSTART))
+def test_a_matrix_applied_with_kubectl_completes_in_containers_and_reports(
+    kind_cluster: KindCluster, tmp_path: Path
+) -> None:
+    manifest = kind_matrix()
+    kind_cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=yaml.safe_dump(manifest))
     first = wait_for(lambda: (matrix(kind_cluster).get("status") or {}).get("phase"), timeout=60, what="a phase")
     assert first in {"Pending", "Running"}
     pods_seen: dict[str, dict[str, Any]] = {}
@@ -44,15 +78,12 @@ def test_quickstart_matrix_completes_in_containers_and_reports(kind_cluster: Kin
 
     body = wait_for(completed, timeout=3000, interval=5, what="quickstart Completed")
     status = body["status"]
-    spec = yaml.safe_load(QUICKSTART.read_text())["spec"]
-    expected = {f"{m['name']}/{q}" for m in spec["models"] for q in m["files"]}
+    expected = {f"{m['name']}/{q}" for m in manifest["spec"]["models"] for q in m["files"]}
     cells = {f"{c['model']}/{c['quantization']}": c for c in status["cells"]}
     assert set(cells) == expected
     for cell in cells.values():
-        assert cell["status"] in {"passed", "partial", "failed", "skipped"}
-    measured = [c for c in cells.values() if c["status"] != "skipped"]
-    assert measured
-    assert all(c.get("peakMemoryGb") for c in measured)
+        assert cell["status"] == "passed", cell
+        assert cell.get("peakMemoryGb"), cell
 
     containers = [cs for pod in pods_seen.values() for cs in pod["status"].get("containerStatuses") or []]
     assert containers, "no cell pod seen"
