@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed.kubectl import run_kubectl
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTROLPLANE = REPO_ROOT / "hack" / "controlplane"
 K8S_VERSION = "v1.35.4"
@@ -78,17 +80,7 @@ class Cluster:
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         """Run the cluster's own kubectl; with check, a failure raises ClusterError naming the command."""
-        proc = subprocess.run(
-            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise ClusterError(f"kubectl {' '.join(args)} exited with {proc.returncode}: {proc.stderr.strip()}")
-        return proc
+        return run_kubectl(self.bin_dir / "kubectl", self.kubeconfig, args, ClusterError, stdin, check, timeout)
 
     def get_json(self, *args: str) -> Any:
         """`kubectl get ARGS -o json`, decoded."""

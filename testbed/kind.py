@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testbed.kubectl import run_kubectl
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = REPO_ROOT / "hack" / "kind" / "cluster.sh"
 K8S_VERSION = "v1.35.4"
@@ -62,17 +64,7 @@ class KindCluster:
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         kubectl = cache_dir() / "k8s" / K8S_VERSION / "bin" / "kubectl"
-        proc = subprocess.run(
-            [str(kubectl), "--kubeconfig", str(self.kubeconfig), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise KindError(f"kubectl {' '.join(args)} exited with {proc.returncode}: {proc.stderr.strip()}")
-        return proc
+        return run_kubectl(kubectl, self.kubeconfig, args, KindError, stdin, check, timeout)
 
     def get_json(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
