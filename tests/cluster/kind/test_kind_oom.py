@@ -1,6 +1,6 @@
 """OOM fallback driven by the kernel: a ModelInstall whose server cannot fit its memory limit.
 
-The server pods run under a real cgroup memory limit on the kind node; `--no-mmap` makes llama-server read the
+The server pods run under a real cgroup memory limit on the kind node; `--load-mode none` (no mmap) makes llama-server read the
 weights into anonymous memory, so loading a model larger than the limit ends the container `OOMKilled` (exit 137)
 by the kernel's OOM killer, reported by the kubelet. No annotation or stand-in is involved.
 """
@@ -36,7 +36,7 @@ def install(cluster: KindCluster, memory: str) -> None:
                 "parallel": 1,
                 "threads": 1,
                 "resources": {"memory": memory},
-                "extraArgs": ["--no-mmap"],
+                "extraArgs": ["--load-mode", "none"],
             },
         },
     }
