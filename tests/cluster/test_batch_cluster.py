@@ -243,7 +243,8 @@ def test_cancel_stops_the_workers_and_publishes_what_was_done(env: Env, tmp_path
 def server_processes() -> list[int]:
     """Pids of the llama-server processes that the kubelet stand-in runs in pods' network namespaces.
 
-    The session's own llama-server fixture shares this process's network namespace and is left alone.
+    The session's own llama-server fixture shares this process's network namespace and is left alone, and so
+    are processes in containers (a kind node's, podman's), which belong to no pod of this control plane.
     """
     own = os.readlink("/proc/self/ns/net")
     pids = []
@@ -251,9 +252,10 @@ def server_processes() -> list[int]:
         try:
             argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0]
             in_pod = os.readlink(proc / "ns" / "net") != own
+            in_container = b"libpod" in (proc / "cgroup").read_bytes() or b"docker" in (proc / "cgroup").read_bytes()
         except OSError:
             continue
-        if in_pod and argv0.rsplit(b"/", 1)[-1] == b"llama-server":
+        if in_pod and not in_container and argv0.rsplit(b"/", 1)[-1] == b"llama-server":
             pids.append(int(proc.name))
     return pids
 

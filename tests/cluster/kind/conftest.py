@@ -27,9 +27,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.kind)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kind.KindCluster]:
-    """`hack/kind/cluster.sh up` with its own name, port and state folder; deleted at the end of the session.
+    """`hack/kind/cluster.sh up` with its own name, port and state folder; deleted after this folder's tests, so
+    its containers (a llama-server among them) are gone before the rest of the session runs.
 
     Cold, this builds the node image and the images (about 15 minutes on 2 cores); warm, it creates the
     cluster and installs the chart in about 3. KUBEINFER_KEEP_KIND=1 keeps the cluster for debugging.

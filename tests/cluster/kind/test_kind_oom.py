@@ -1,8 +1,8 @@
 """OOM fallback driven by the kernel: a ModelInstall whose server cannot fit its memory limit.
 
-The server pods run under a real cgroup memory limit on the kind node; `--load-mode none` (no mmap) makes llama-server read the
-weights into anonymous memory, so loading a model larger than the limit ends the container `OOMKilled` (exit 137)
-by the kernel's OOM killer, reported by the kubelet. No annotation or stand-in is involved.
+The server pods run under a real cgroup memory limit on the kind node; `--load-mode none` (no mmap) makes
+llama-server read the weights into anonymous memory, so loading a model larger than the limit ends the container
+`OOMKilled` (exit 137) by the kernel's OOM killer, reported by the kubelet. No annotation or stand-in is involved.
 """
 
 from __future__ import annotations
