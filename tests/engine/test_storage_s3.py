@@ -24,11 +24,11 @@ import pytest
 import typer
 import uvicorn
 
-from kubeinfer.cli import batch as batch_cli
 from kubeinfer.engines.llamacpp_server import LlamaServer, free_port
 from kubeinfer.gateway.app import create_app
 from kubeinfer.gateway.cluster_batches import ClusterBatchService, record_of
 from kubeinfer.settings import GatewaySettings, Settings, StorageSettings
+from kubeinfer.steps import batch as batch_cli
 from kubeinfer.storage.files import FileService
 from kubeinfer.storage.records import MetadataStore
 from kubeinfer.storage.s3 import S3BlobStore
@@ -127,7 +127,7 @@ def cluster_steps(
     for name, value in {"BACKEND": "s3", "BUCKET": bucket, "ENDPOINT_URL": s3.endpoint_url}.items():
         monkeypatch.setenv(f"KUBEINFER_STORAGE__{name}", value)
     results: dict[str, Any] = {}
-    monkeypatch.setattr("kubeinfer.cli.cell.write_result", results.__setitem__)
+    monkeypatch.setattr("kubeinfer.steps.batch.write_result", results.__setitem__)
     monkeypatch.setattr("kubeinfer.cluster.endpoints.install_endpoints", lambda *_: [llama_server.base_url])
     return bucket, results
 
@@ -141,10 +141,10 @@ def test_cluster_steps_read_the_input_from_and_publish_results_to_the_bucket(
     data = tmp_path / "data"
     common = {"batch_id": BATCH, "input_file_id": "file-in", "data_dir": data}
 
-    batch_cli.validate_step(**common, endpoint="/v1/chat/completions", result="validate")
+    batch_cli.validate(**common, endpoint="/v1/chat/completions", result="validate")
     assert results["validate"] | {"errors": None} == {"ok": True, "total": 6, "model": MODEL, "errors": None}
     for index in (0, 1):  # shard 2 of 3 never runs: its requests become error lines in the merge
-        batch_cli.worker_step(
+        batch_cli.shard(
             **common,
             endpoint="/v1/chat/completions",
             model_install="smollm2",
@@ -156,7 +156,7 @@ def test_cluster_steps_read_the_input_from_and_publish_results_to_the_bucket(
         assert results[f"shard-{index}"]["completed"] == 2
     (cached,) = (data / "files" / ".s3-cache").iterdir()  # downloaded once, read by every step
     assert cached.name.startswith("file-in~")
-    batch_cli.merge_step(**common, result="merge", missing="worker_failed")
+    batch_cli.merge(**common, result="merge", missing="worker_failed")
 
     merged = results["merge"]
     assert (merged["total"], merged["completed"], merged["failed"]) == (6, 4, 2)
@@ -192,7 +192,7 @@ def test_cluster_steps_report_a_missing_input_and_an_unusable_bucket(
 ) -> None:
     _, results = cluster_steps
     data = tmp_path / "data"
-    batch_cli.validate_step(
+    batch_cli.validate(
         batch_id=BATCH, input_file_id="file-gone", endpoint="/v1/chat/completions", data_dir=data, result="validate"
     )
     assert results["validate"]["ok"] is False
@@ -200,7 +200,7 @@ def test_cluster_steps_report_a_missing_input_and_an_unusable_bucket(
 
     monkeypatch.setenv("KUBEINFER_STORAGE__BUCKET", "no-such-bucket")
     with pytest.raises(typer.Exit) as caught:
-        batch_cli.merge_step(batch_id=BATCH, input_file_id="file-in", data_dir=data, result="merge", missing="")
+        batch_cli.merge(batch_id=BATCH, input_file_id="file-in", data_dir=data, result="merge", missing="")
     assert caught.value.exit_code == 1
     assert "error: S3 bucket 'no-such-bucket' at http://127.0.0.1:" in capsys.readouterr().err
 
