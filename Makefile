@@ -55,7 +55,7 @@ bench: setup cluster-build
 	mkdir -p results/bench
 	$(PY) perf/interactive_accuracy.py --out results/bench/interactive-accuracy.json
 	$(PY) perf/calibrate_sizing.py --out results/bench/sizing-calibration.json
-	$(PY) perf/gateway_throughput.py --out results/bench/gateway-throughput.json
+	$(PY) -m perf.gateway_throughput --out results/bench/gateway-throughput.json
 	$(PY) -m perf.cluster_batch_throughput --out results/bench/cluster-batch-throughput.json
 	$(PY) -m perf.cluster_batch_load --out results/bench/cluster-batch-load.json
 	$(PY) -m perf.prefix_cache --out results/bench/prefix-cache.json
