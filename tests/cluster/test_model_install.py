@@ -270,6 +270,43 @@ def test_oom_killed_server_falls_back_to_smaller_quantizations_until_none_is_lef
         delete(kube_cluster, "oom")
 
 
+def test_a_server_whose_pool_has_no_nodes_says_it_cannot_be_scheduled(
+    kube_cluster: Cluster, install_operator: Path, pod_hub: HubServer, settings: Settings
+) -> None:
+    """The install runs; the server's pool has no node, so the scheduler's words reach the condition."""
+    pod_hub.reset()
+    spec = {
+        "model": "mi-nowhere",
+        "source": hf_source(),
+        "quantization": "Q4_1",
+        "serving": {"pool": "nowhere", "ctxSize": 512, "parallel": 1, "threads": 1},
+    }
+    apply(kube_cluster, "nowhere", spec)
+    try:
+        first = wait_for(lambda: get(kube_cluster, "nowhere").get("status"), timeout=60, what="a status on nowhere")
+        assert first["phase"] in ("Pending", "Downloading"), first
+
+        def blocked() -> dict[str, Any] | None:
+            status = get(kube_cluster, "nowhere").get("status") or {}
+            found = {c["type"]: c for c in status.get("conditions", [])}.get("PodsStarted")
+            return found if found and found["status"] == "False" else None
+
+        installed = wait_for(phase_is(kube_cluster, "nowhere", "Starting", "Failed"), timeout=300, what="installed")
+        assert installed["status"]["phase"] == "Starting", installed["status"]
+        condition = wait_for(blocked, timeout=60, what="PodsStarted=False on nowhere")
+        assert condition["reason"] == "Unschedulable"
+        assert condition["message"].startswith("Pod nowhere-server-"), condition["message"]
+        assert "cannot be scheduled: 0/" in condition["message"]
+        assert "node affinity/selector" in condition["message"]
+        status = get(kube_cluster, "nowhere")["status"]
+        assert status["phase"] == "Starting"
+        assert {c["type"]: c["status"] for c in status["conditions"]}["Installed"] == "True"
+        assert any(e.startswith("Unschedulable: Pod nowhere-server-") for e in events(kube_cluster, "nowhere"))
+    finally:
+        delete(kube_cluster, "nowhere")
+        _remove_model(settings, "mi-nowhere")
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
