@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.console import Group
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -24,7 +25,8 @@ from kubeinfer.bench.local import LocalExecutor
 from kubeinfer.bench.planner import PlanError, PlannedCell, plan
 from kubeinfer.bench.report import FORMATS, as_report_data, write_reports
 from kubeinfer.bench.runner import MatrixOutcome, MatrixRunner, RunEvents
-from kubeinfer.cli.common import console, fail
+from kubeinfer.cli.common import console, err_console, fail
+from kubeinfer.cli.output import Output, OutputOpt, emit, format_or_path
 from kubeinfer.engines.llamacpp_build import EngineBuildError, EngineInstall, build
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.catalog import UnknownModelError
@@ -61,9 +63,14 @@ def _load(manifest: Path) -> BenchmarkMatrix:
 
 @app.command()
 def validate(manifest: Path = typer.Argument(..., help="BenchmarkMatrix YAML.")) -> None:
-    """Check a manifest and print its plan."""
+    """Check a manifest against the schema and print its plan: the cells and their profiles. Nothing runs."""
     matrix = _load(manifest)
-    console.print(f"{manifest}: valid BenchmarkMatrix '{matrix.metadata.name}', {len(plan(matrix.spec))} cells")
+    cells = plan(matrix.spec)
+    table = Table("#", "cell", "profiles", title=f"plan for {matrix.metadata.name}")
+    for index, cell in enumerate(cells, start=1):
+        table.add_row(str(index), cell.key, ", ".join(matrix.spec.profiles.enabled()))
+    console.print(table)
+    console.print(f"{manifest}: valid BenchmarkMatrix '{matrix.metadata.name}', {len(cells)} cells")
 
 
 def _print_plan(matrix: BenchmarkMatrix, cells: list[PlannedCell], out_dir: Path) -> None:
@@ -148,16 +155,44 @@ def build_report(matrix: BenchmarkMatrix, outcome: MatrixOutcome, engine: Engine
     }
 
 
+OutDir = Annotated[Path | None, typer.Option("--out-dir", help="Results folder (default results/<name>).")]
+FormatOrOldDir = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help="table (default), wide, json or yaml: the report on stdout; name: the cell keys",
+    ),
+]
+
+
+def _print_outcome(
+    output: Output, data: dict[str, Any], cells: list[CellResult], best: str | None, lines: list[str]
+) -> None:
+    """The summary as a table with the report files, or the report document as JSON/YAML."""
+
+    def table(_wide: bool) -> Group:
+        parts: list[Any] = [_summary_table(cells)]
+        if best:
+            parts.append(f"overall best: [bold]{best}[/]")
+        return Group(*parts, *lines)
+
+    emit(output, data, names=[cell.key for cell in cells], table=table)
+
+
 @app.command()
 def run(
     manifest: Path = typer.Argument(..., help="BenchmarkMatrix YAML (the same file `kubectl apply` takes)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Results folder (default results/<name>)."),
+    out_dir_opt: OutDir = None,
+    output_opt: FormatOrOldDir = None,
     resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoint."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what would be fetched; run nothing."),
 ) -> None:
     """Run the matrix on this machine with real llama-server processes; write JSON, CSV and HTML reports."""
+    output, old_dir = format_or_path(output_opt, "--out-dir")
     matrix = _load(manifest)
-    out_dir = output or Path("results") / matrix.metadata.name
+    out_dir = out_dir_opt or old_dir or Path("results") / matrix.metadata.name
     cells = plan(matrix.spec)
     if dry_run:
         _print_plan(matrix, cells, out_dir)
@@ -166,12 +201,14 @@ def run(
     resolver = ModelResolver(ModelCache(get_settings().models_root), engine.llama_quantize, log=console.print)
     executor = LocalExecutor(engine, resolver, out_dir)
     _install_sigterm_as_interrupt()
+    # The report goes to stdout with -o json/yaml/name, so the progress then goes to stderr.
+    shown = console if output in (Output.table, Output.wide) else err_console
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=shown,
         transient=False,
     ) as progress:
         task = progress.add_task(matrix.metadata.name, total=len(cells))
@@ -188,31 +225,30 @@ def run(
             outcome = MatrixRunner(matrix, executor, out_dir, events).run(resume=resume)
         except CheckpointMismatchError as exc:
             fail(str(exc))
-    written = write_reports(build_report(matrix, outcome, engine), out_dir, ["json", "csv", "html"])
-    console.print(_summary_table(outcome.cells))
-    if outcome.best:
-        console.print(f"overall best: [bold]{outcome.best}[/]")
-    for fmt, path in written.items():
-        console.print(f"{fmt} report: {path}")
+    report_data = build_report(matrix, outcome, engine)
+    written = write_reports(report_data, out_dir, ["json", "csv", "html"])
+    lines = [f"{fmt} report: {path}" for fmt, path in written.items()]
+    _print_outcome(output, report_data, outcome.cells, outcome.best, lines)
     if outcome.interrupted:
-        console.print(
+        err_console.print(
             f"[yellow]interrupted[/]: finished cells are checkpointed; continue with "
-            f"`kubeinfer bench run {manifest} --output {out_dir} --resume`"
+            f"`kubeinfer bench run {manifest} --out-dir {out_dir} --resume`"
         )
         raise typer.Exit(130)
 
 
 @app.command()
-def show(report: Path = typer.Argument(..., help="A report.json written by `bench run`.")) -> None:
+def show(
+    report: Path = typer.Argument(..., help="A report.json written by `bench run`."),
+    output: OutputOpt = Output.table,
+) -> None:
     """Print the summary of a finished run."""
     try:
         data = json.loads(report.read_text())
         cells = [CellResult.model_validate(item) for item in data["results"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         fail(f"{report}: not a kubeinfer report ({exc})")
-    console.print(_summary_table(cells))
-    if data.get("best"):
-        console.print(f"overall best: [bold]{data['best']}[/]")
+    _print_outcome(output, data, cells, data.get("best"), [])
 
 
 class ReportFormat(StrEnum):
@@ -228,16 +264,19 @@ def report(
     namespace: str | None = typer.Option(
         None, "--namespace", "-n", help="Default: the kubeconfig context's namespace, else default."
     ),
+    context: str | None = typer.Option(None, help="Kubeconfig context (default: the current one)."),
     kubeconfig: Path | None = typer.Option(None, help="Default: $KUBECONFIG, ~/.kube/config, or in-cluster."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Results folder (default results/<name>)."),
+    out_dir_opt: OutDir = None,
+    output_opt: FormatOrOldDir = None,
     fmt: ReportFormat = typer.Option(ReportFormat.all, "--format", help="Which report file(s) to write."),
 ) -> None:
     """Fetch the report of a matrix the operator finished; write the files `bench run` writes."""
     from kubeinfer.cluster.matrices import fetch_report
     from kubeinfer.kube.errors import ClusterError, NoConfiguration
 
+    output, old_dir = format_or_path(output_opt, "--out-dir")
     try:
-        fetched = fetch_report(name, namespace, kubeconfig)
+        fetched = fetch_report(name, namespace, kubeconfig, context)
     except NoConfiguration as exc:
         fail(escape(f"{exc}; pass --kubeconfig or set KUBECONFIG" if kubeconfig is None else str(exc)))
     except ClusterError as exc:
@@ -251,18 +290,14 @@ def report(
         fail(escape(f"{source}: not a kubeinfer report ({exc.title} {where}: {first['msg']})"))
     except (ValueError, TypeError) as exc:
         fail(escape(f"{source}: not a kubeinfer report ({exc})"))
-    out_dir = output or Path("results") / name
+    out_dir = out_dir_opt or old_dir or Path("results") / name
     try:
         written = write_reports(data, out_dir, FORMATS if fmt == ReportFormat.all else [fmt.value])
     except OSError as exc:
         fail(escape(f"cannot write the report to {out_dir}: {exc}"))
-    console.print(_summary_table(data.cells))
-    best = data.extra.get("best")
-    if best:
-        console.print(f"overall best: [bold]{best}[/]")
-    console.print(f"report of benchmarkmatrix {name} from {source}")
-    for kind, path in written.items():
-        console.print(f"{kind} report: {path}")
+    lines = [f"report of benchmarkmatrix {name} from {source}"]
+    lines += [f"{kind} report: {path}" for kind, path in written.items()]
+    _print_outcome(output, fetched.report, data.cells, data.extra.get("best"), lines)
 
 
 __all__ = ["app", "build_report", "ModelFetchError"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
+from rich.table import Table
 
 from kubeinfer.cli.common import console, err_console, fail
+from kubeinfer.cli.output import Output, OutputOpt, emit
 from kubeinfer.engines.llamacpp_build import SDIST_VERSION, EngineBuildError, build, find_installed
 from kubeinfer.engines.supervisor import DEFAULT_INTERVAL_SECONDS, Supervisor, SupervisorError
 from kubeinfer.settings import get_settings
@@ -31,20 +31,26 @@ def install(
 
 
 @app.command()
-def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def info(
+    output: OutputOpt = Output.table,
+    as_json: bool = typer.Option(False, "--json", hidden=True, help="Old spelling of -o json."),
+) -> None:
     """Print the installed engine's version and binary paths."""
     installed = find_installed(get_settings().engines_root)
     if installed is None:
         fail(f"llama.cpp {SDIST_VERSION} is not installed for this CPU; run `kubeinfer engine install`")
     data = installed.as_json()
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
-        return
-    for key in ("version", "llama_server", "llama_bench", "llama_quantize"):
-        console.print(f"{key:15} {data[key]}")
+
+    def table(wide: bool) -> Table:
+        shown = Table("FIELD", "VALUE", show_header=False)
+        for key in data if wide else ("version", "llama_server", "llama_bench", "llama_quantize"):
+            shown.add_row(key, str(data[key]))
+        return shown
+
+    emit(Output.json if as_json else output, data, names=[str(data["llama_server"])], table=table)
 
 
-@app.command()
+@app.command(hidden=True)
 def serve(
     command: list[str] = typer.Argument(..., metavar="-- ENGINE [ARGS]...", help="The engine command, after `--`."),
     memory_port: int = typer.Option(8081, min=1, max=65535, help="Port of GET /memory."),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenAI-compatible files, batches and inference.")
+app = typer.Typer(no_args_is_help=True, help="OpenAI-compatible files, batches and inference.")
 
 
 @app.command()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from kubeinfer.cli.common import console, fail
+from kubeinfer.cli.output import Output, OutputOpt, emit
+from kubeinfer.cli.progress import download_bar
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.catalog import UnknownModelError, lookup
-from kubeinfer.models.download import Progress as ProgressCallback
 from kubeinfer.models.quantize import QuantizeError
 from kubeinfer.models.sizing import SizingError, estimate_memory, read_geometry
 from kubeinfer.models.sources import ModelFetchError, ModelResolver
@@ -52,38 +53,66 @@ def pull(
     resolver = _resolver()
     try:
         for quantization in files:
-            cached = resolver.resolve(name, quantization, files)
+            with download_bar(f"{name} {quantization}") as (update, log):
+                resolver.progress, resolver.log = update, log
+                cached = resolver.resolve(name, quantization, files)
             console.print(f"{name} {quantization}: {cached.path} ({cached.size_bytes / 1e6:.1f} MB)")
     except (ModelFetchError, QuantizeError, ValueError) as exc:
         fail(str(exc))
 
 
+def _cached_rows() -> list[dict[str, Any]]:
+    return [
+        {
+            "model": c.model,
+            "quantization": c.quantization,
+            "path": str(c.path),
+            "size_bytes": c.size_bytes,
+            "sha256": c.sha256,
+            "source": c.source,
+        }
+        for c in ModelCache(get_settings().models_root).list()
+    ]
+
+
+def _models_table(rows: list[dict[str, Any]], wide: bool) -> Table | str:
+    if not rows:
+        return "the model cache is empty: kubeinfer models pull smollm2-135m"
+    table = Table("MODEL", "QUANTIZATION", "SIZE", "SOURCE", *(["SHA256", "PATH"] if wide else []))
+    for row in rows:
+        cells = [row["model"], row["quantization"], f"{row['size_bytes'] / 1e6:.1f} MB", row["source"]]
+        table.add_row(*cells, *([row["sha256"] or "-", row["path"]] if wide else []))
+    return table
+
+
 @app.command("list")
-def list_models(as_json: bool = typer.Option(False, "--json")) -> None:
-    """List the models in the cache."""
-    cached = ModelCache(get_settings().models_root).list()
-    if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "model": c.model,
-                        "quantization": c.quantization,
-                        "path": str(c.path),
-                        "size_bytes": c.size_bytes,
-                        "sha256": c.sha256,
-                        "source": c.source,
-                    }
-                    for c in cached
-                ],
-                indent=2,
-            )
-        )
-        return
-    table = Table("model", "quantization", "size MB", "source", "path")
-    for c in cached:
-        table.add_row(c.model, c.quantization, f"{c.size_bytes / 1e6:.1f}", c.source, str(c.path))
-    console.print(table)
+def list_models(
+    output: OutputOpt = Output.table,
+    as_json: bool = typer.Option(False, "--json", hidden=True, help="Old spelling of -o json."),
+) -> None:
+    """The models in the cache (-o wide: sha256 and path)."""
+    rows = _cached_rows()
+    names = [f"{row['model']}:{row['quantization']}" for row in rows]
+    emit(Output.json if as_json else output, rows, names=names, table=lambda wide: _models_table(rows, wide))
+
+
+@app.command()
+def get(
+    model: str = typer.Argument(..., help="A cached model as NAME:QUANT."),
+    output: OutputOpt = Output.table,
+) -> None:
+    """One cached model file: its path, size, sha256 and where it came from."""
+    found = next((row for row in _cached_rows() if f"{row['model']}:{row['quantization']}" == model), None)
+    if found is None:
+        fail(f"{model} is not in the model cache (`kubeinfer models list` shows what is)")
+
+    def table(_wide: bool) -> Table:
+        shown = Table("FIELD", "VALUE", show_header=False)
+        for key, value in found.items():
+            shown.add_row(key, str(value))
+        return shown
+
+    emit(output, found, names=[model], table=table)
 
 
 @app.command()
@@ -92,7 +121,8 @@ def analyze(
     ctx_size: int = typer.Option(8192, help="Total context (all slots)."),
     parallel: int = typer.Option(1, help="Parallel slots."),
     gpu_vram_gb: float | None = typer.Option(None, help="GPU memory to offload layers into."),
-    as_json: bool = typer.Option(False, "--json"),
+    output: OutputOpt = Output.table,
+    as_json: bool = typer.Option(False, "--json", hidden=True, help="Old spelling of -o json."),
 ) -> None:
     """Estimate memory from the model's own metadata: weights, KV cache, compute buffers, overhead."""
     path = Path(model)
@@ -115,12 +145,20 @@ def analyze(
         "context_length": geometry.context_length,
         **estimate.to_dict(),
     }
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
-        return
+    emit(Output.json if as_json else output, data, names=[str(path)], table=lambda _wide: _estimate_table(data))
+
+
+def _estimate_table(data: dict[str, Any]) -> Table:
+    """Byte fields as GiB under their plain names (`weights 0.090 GiB`); `total_gb` repeats `total`."""
+    table = Table("FIELD", "VALUE", show_header=False)
     for key, value in data.items():
-        shown = f"{value / GIB:.3f} GiB" if key.endswith("_bytes") else str(value)
-        console.print(f"{key:22} {shown}")
+        if key == "total_gb":
+            continue
+        if key.endswith("_bytes"):
+            table.add_row(key.removesuffix("_bytes").replace("_", " "), f"{value / GIB:.3f} GiB ({value:,} bytes)")
+        else:
+            table.add_row(key.replace("_", " "), str(value))
+    return table
 
 
 @app.command()
@@ -144,25 +182,11 @@ def install(
         resource = load_model_install(manifest) if manifest else load_from_env()
     except ManifestError as exc:
         fail(str(exc))
-    run_install(resource, result, progress, source_mount, _console_progress())
+    with download_bar(resource.model_name) as (update, log):
+        run_install(resource, result, progress, source_mount, update, log)
 
 
-def _console_progress() -> ProgressCallback:
-    last = [0.0]
-
-    def show(done: int, total: int | None, rate: float) -> None:
-        import time
-
-        if time.monotonic() - last[0] < 2 and done != total:
-            return
-        last[0] = time.monotonic()
-        of = f" of {total / 1e6:.1f}" if total else ""
-        console.print(f"  {done / 1e6:.1f}{of} MB at {rate / 1e6:.1f} MB/s")
-
-    return show
-
-
-@app.command("clean-partials")
+@app.command("clean-partials", hidden=True)
 def clean_partials(model: str = typer.Argument(..., help="Model whose unfinished downloads to remove.")) -> None:
     """Remove a model's unfinished downloads (what a deleted ModelInstall leaves); finished files stay."""
     from kubeinfer.models.install import remove_partials

@@ -11,7 +11,9 @@ app = typer.Typer(no_args_is_help=True, help="Run the Kubernetes operator.")
 
 @app.command()
 def run(
-    namespace: str | None = typer.Option(None, help="Watch only this namespace (default: all, or settings)."),
+    namespace: str | None = typer.Option(
+        None, "--namespace", "-n", help="Watch only this namespace (default: all, or settings)."
+    ),
     liveness: str | None = typer.Option(None, help="Serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz"),
 ) -> None:
     """Reconcile BenchmarkMatrix, ModelInstall and BatchJob resources until stopped."""

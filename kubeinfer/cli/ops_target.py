@@ -1,17 +1,22 @@
-"""Where `kubeinfer workers` and `kubeinfer batches` act: a cluster namespace through its API, or a gateway.
+"""Where `kubeinfer batch` and `kubeinfer workers` act: a cluster namespace through its API, or a gateway.
 
-`--namespace` (or KUBEINFER_NAMESPACE) selects a cluster; otherwise the gateway at `--base-url`
-(OPENAI_BASE_URL) with `--api-key` (OPENAI_API_KEY), as `kubeinfer batch` does.
+The same options on every such command, as kubectl and the OpenAI client spell them:
+
+- cluster: `-n/--namespace` (or KUBEINFER_NAMESPACE), `--context`, `--kubeconfig`; any of them selects the
+  cluster, and the namespace defaults to the kubeconfig context's;
+- gateway: `--base-url` (OPENAI_BASE_URL) with `--api-key` (OPENAI_API_KEY).
+
+With neither, a gateway URL in the environment wins, else a kubeconfig that is there ($KUBECONFIG or
+~/.kube/config), as `kubectl kubeinfer ...` expects.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,27 +24,65 @@ import httpx
 import typer
 
 from kubeinfer.cli.common import fail
+from kubeinfer.cli.output import Output, OutputOpt, print_json
+
+__all__ = [
+    "ApiKey",
+    "BaseUrl",
+    "Context",
+    "Kubeconfig",
+    "Namespace",
+    "Output",
+    "OutputOpt",
+    "Target",
+    "ago",
+    "checked",
+    "cluster_errors",
+    "gateway_errors",
+    "print_json",
+    "size",
+    "target",
+]
 
 Namespace = Annotated[
     str | None,
-    typer.Option("--namespace", "-n", envvar="KUBEINFER_NAMESPACE", help="Act on this cluster namespace"),
+    typer.Option(
+        "--namespace",
+        "-n",
+        envvar="KUBEINFER_NAMESPACE",
+        help="Cluster namespace (default: the kubeconfig context's)",
+        rich_help_panel="Target",
+    ),
+]
+Context = Annotated[
+    str | None, typer.Option(help="Kubeconfig context (default: the current one)", rich_help_panel="Target")
 ]
 Kubeconfig = Annotated[
-    Path | None, typer.Option(envvar="KUBECONFIG", help="Kubeconfig for --namespace (default ~/.kube/config)")
+    Path | None,
+    typer.Option(help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)", rich_help_panel="Target"),
 ]
 BaseUrl = Annotated[
-    str | None, typer.Option(envvar="OPENAI_BASE_URL", help="Gateway URL, e.g. http://127.0.0.1:8080/v1")
+    str | None,
+    typer.Option(envvar="OPENAI_BASE_URL", help="Gateway URL, e.g. http://127.0.0.1:8080/v1", rich_help_panel="Target"),
 ]
-ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="API key of your project")]
+ApiKey = Annotated[
+    str | None, typer.Option(envvar="OPENAI_API_KEY", help="API key of your project", rich_help_panel="Target")
+]
 GATEWAY_TIMEOUT = 30.0
+NO_TARGET = (
+    "no target: pass --namespace/--context (or set KUBEINFER_NAMESPACE) for a cluster, "
+    "or --base-url (or OPENAI_BASE_URL) for a gateway"
+)
 
 
-class Output(StrEnum):
-    table = "table"
-    json = "json"
+def _kubeconfig_found() -> Path | None:
+    """The first file of $KUBECONFIG, else ~/.kube/config, when there is one.
 
-
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table, or json for scripts")]
+    Read at call time: the kubernetes client reads $KUBECONFIG once, when it is first imported.
+    """
+    listed = [Path(p) for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    candidates = listed or [Path.home() / ".kube" / "config"]
+    return next((p for p in candidates if p.is_file()), None)
 
 
 @dataclass
@@ -48,6 +91,7 @@ class Target:
     kubeconfig: Path | None
     base_url: str | None
     api_key: str | None
+    context: str | None = None
 
     @property
     def cluster(self) -> bool:
@@ -58,22 +102,39 @@ class Target:
         from kubeinfer.kube.errors import ClusterError
 
         try:
-            return api_client(self.kubeconfig)
+            return api_client(self.kubeconfig, self.context)
         except ClusterError as exc:
             fail(str(exc))
 
     def gateway(self) -> httpx.Client:
         if not self.base_url:
-            fail(
-                "no target: pass --namespace (or set KUBEINFER_NAMESPACE) for a cluster, "
-                "or --base-url (or OPENAI_BASE_URL) for a gateway"
-            )
+            fail(NO_TARGET)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         return httpx.Client(base_url=self.base_url.rstrip("/"), headers=headers, timeout=GATEWAY_TIMEOUT)
 
 
-def target(namespace: str | None, kubeconfig: Path | None, base_url: str | None, api_key: str | None) -> Target:
-    return Target(namespace, kubeconfig, base_url, api_key)
+def target(
+    namespace: str | None,
+    kubeconfig: Path | None,
+    base_url: str | None,
+    api_key: str | None,
+    context: str | None = None,
+) -> Target:
+    """The cluster when a cluster option is given, else the gateway when a URL is, else a kubeconfig found."""
+    explicit_cluster = bool(namespace or context or kubeconfig)
+    found = _kubeconfig_found()
+    if explicit_cluster or (not base_url and found is not None):
+        kubeconfig = kubeconfig or found
+        if not namespace:
+            namespace = _default_namespace(kubeconfig, context)
+        return Target(namespace, kubeconfig, None, None, context)
+    return Target(None, None, base_url or None, api_key, None)
+
+
+def _default_namespace(kubeconfig: Path | None, context: str | None) -> str:
+    from kubeinfer.kube.client import default_namespace
+
+    return default_namespace(kubeconfig, context)
 
 
 @contextmanager
@@ -110,11 +171,6 @@ def checked(response: httpx.Response) -> httpx.Response:
     return response
 
 
-def print_json(data: Any) -> None:
-    """Plain JSON on stdout (no colour, no wrapping), for scripts."""
-    typer.echo(json.dumps(data, indent=2))
-
-
 def ago(stamp: float | None) -> str:
     if stamp is None:
         return "-"
@@ -124,6 +180,11 @@ def ago(stamp: float | None) -> str:
     if seconds < 7200:
         return f"{seconds // 60}m ago"
     return f"{seconds // 3600}h ago"
+
+
+def when(stamp: float | None) -> str:
+    """A Unix time as local `YYYY-MM-DD HH:MM:SS`, for tables."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
 
 
 def size(count: int | None) -> str:

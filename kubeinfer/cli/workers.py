@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from kubeinfer.cli.common import console
+from kubeinfer.cli.common import fail
 from kubeinfer.cli.ops_target import (
     ApiKey,
     BaseUrl,
+    Context,
     Kubeconfig,
     Namespace,
     Output,
@@ -22,12 +23,12 @@ from kubeinfer.cli.ops_target import (
     checked,
     cluster_errors,
     gateway_errors,
-    print_json,
     size,
     target,
 )
+from kubeinfer.cli.output import emit
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Model servers and batch workers.")
+app = typer.Typer(no_args_is_help=True, help="Model servers and batch workers: list, get, logs, restart.")
 
 Name = Annotated[str, typer.Argument(help="Worker name, as `kubeinfer workers status` shows it")]
 
@@ -45,10 +46,13 @@ def _progress(w: dict[str, Any]) -> str:
     return f"{w.get('done') or 0}/{w['total']}"
 
 
-def _table(workers: list[dict[str, Any]]) -> Table:
-    table = Table("NAME", "KIND", "MODEL", "STATE", "READY", "RESTARTS", "HEARTBEAT", "MEMORY", "PROGRESS", "DETAIL")
+def _table(workers: list[dict[str, Any]], wide: bool) -> Table | str:
+    if not workers:
+        return "no model servers or batch workers"
+    columns = ["NAME", "KIND", "MODEL", "STATE", "READY", "RESTARTS", "HEARTBEAT", "MEMORY", "PROGRESS"]
+    table = Table(*columns, *(["BATCH", "DETAIL"] if wide else []))
     for w in workers:
-        table.add_row(
+        cells = [
             w["name"],
             w["kind"],
             w.get("model") or "-",
@@ -58,35 +62,63 @@ def _table(workers: list[dict[str, Any]]) -> Table:
             ago(w.get("last_heartbeat")),
             size(w.get("memory_bytes")),
             _progress(w),
-            w.get("detail") or "",
-        )
+        ]
+        if wide:
+            cells += [w.get("batch_id") or "-", w.get("detail") or ""]
+        table.add_row(*cells)
     return table
 
 
-@app.command()
-def status(
-    namespace: Namespace = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Servers and workers with model, state, last heartbeat and memory."""
-    t = target(namespace, kubeconfig, base_url, api_key)
+def _workers(t: Target) -> list[dict[str, Any]]:
     if t.cluster:
         with cluster_errors():
             ops = _cluster(t)
             ops.check_namespace()
-            workers = [w.as_json() for w in ops.status()]
-    else:
-        with gateway_errors(t.base_url), t.gateway() as http:
-            workers = checked(http.get("/ops/workers")).json()["data"]
-    if output is Output.json:
-        print_json(workers)
-    elif not workers:
-        console.print(f"no model servers or batch workers in namespace {t.namespace}")
-    else:
-        console.print(_table(workers))
+            return [w.as_json() for w in ops.status()]
+    with gateway_errors(t.base_url), t.gateway() as http:
+        found: list[dict[str, Any]] = checked(http.get("/ops/workers")).json()["data"]
+    return found
+
+
+@app.command("list")
+def list_workers(
+    output: OutputOpt = Output.table,
+    namespace: Namespace = None,
+    context: Context = None,
+    kubeconfig: Kubeconfig = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Servers and workers with model, state, last heartbeat and memory (-o wide: batch and detail)."""
+    workers = _workers(target(namespace, kubeconfig, base_url, api_key, context))
+    emit(output, workers, names=[w["name"] for w in workers], table=lambda wide: _table(workers, wide))
+
+
+@app.command()
+def get(
+    name: Name,
+    output: OutputOpt = Output.table,
+    namespace: Namespace = None,
+    context: Context = None,
+    kubeconfig: Kubeconfig = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """One server or worker, every field."""
+    t = target(namespace, kubeconfig, base_url, api_key, context)
+    found = next((w for w in _workers(t) if w["name"] == name), None)
+    if found is None:
+        where = f"namespace {t.namespace}" if t.cluster else "the gateway"
+        fail(f"no worker {name} in {where} (`kubeinfer workers list` shows them)")
+
+    def table(_wide: bool) -> Table:
+        shown = Table("FIELD", "VALUE", show_header=False)
+        for key, value in found.items():
+            if value is not None:
+                shown.add_row(key, ago(value) if key == "last_heartbeat" else str(value))
+        return shown
+
+    emit(output, found, names=[name], table=table)
 
 
 def _write(chunks: Iterator[bytes]) -> None:
@@ -104,12 +136,13 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing what it writes")] = False,
     tail: Annotated[int, typer.Option(min=0, max=10_000, help="Lines from the end to start with")] = 100,
     namespace: Namespace = None,
+    context: Context = None,
     kubeconfig: Kubeconfig = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
 ) -> None:
     """Print a server's or worker's log (a pod's log in a cluster)."""
-    t = target(namespace, kubeconfig, base_url, api_key)
+    t = target(namespace, kubeconfig, base_url, api_key, context)
     if t.cluster:
         with cluster_errors():
             _write(_cluster(t).logs(name, tail, follow))
@@ -123,14 +156,15 @@ def logs(
 @app.command()
 def restart(
     name: Name,
+    output: OutputOpt = Output.table,
     namespace: Namespace = None,
+    context: Context = None,
     kubeconfig: Kubeconfig = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
-    output: OutputOpt = Output.table,
 ) -> None:
     """Restart a server or worker: in a cluster its pod is deleted and its Deployment or Job replaces it."""
-    t = target(namespace, kubeconfig, base_url, api_key)
+    t = target(namespace, kubeconfig, base_url, api_key, context)
     if t.cluster:
         with cluster_errors():
             uid = _cluster(t).restart(name)
@@ -140,7 +174,8 @@ def restart(
         with gateway_errors(t.base_url), t.gateway() as http:
             result = checked(http.post(f"/ops/workers/{name}/restart", timeout=600)).json()
         message = f"restarted {name}: {result['state']}, pid {result.get('pid')}"
-    if output is Output.json:
-        print_json(result)
-    else:
-        console.print(message)
+    emit(output, result, names=[name], table=lambda _wide: message)
+
+
+# `workers status`, the old name of `workers list`.
+app.command("status", hidden=True)(list_workers)

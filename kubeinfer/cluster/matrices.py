@@ -172,12 +172,14 @@ class FetchedReport:
     report: dict[str, Any]
 
 
-def fetch_report(name: str, namespace: str | None = None, kubeconfig: Path | None = None) -> FetchedReport:
+def fetch_report(
+    name: str, namespace: str | None = None, kubeconfig: Path | None = None, context: str | None = None
+) -> FetchedReport:
     """Read BenchmarkMatrix `name` and, once it is Completed, the report its status points at (for the CLI)."""
     from kubernetes import client
 
-    api = api_client(kubeconfig)
-    namespace = namespace or default_namespace(kubeconfig)
+    api = api_client(kubeconfig, context)
+    namespace = namespace or default_namespace(kubeconfig, context)
     server = api.configuration.host
     where = f"BenchmarkMatrix {name} in namespace {namespace}"
     try:

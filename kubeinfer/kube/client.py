@@ -62,13 +62,17 @@ def api_client(kubeconfig: Path | None = None, context: str | None = None) -> cl
     return client.ApiClient(configuration)
 
 
-def default_namespace(kubeconfig: Path | None = None) -> str:
-    """The kubeconfig context's namespace, else the pod's own when in a cluster, else `default`."""
+def default_namespace(kubeconfig: Path | None = None, context: str | None = None) -> str:
+    """The namespace of the kubeconfig's current context (or of `context`).
+
+    Else the pod's own when in a cluster, else `default`.
+    """
     from kubernetes import config
 
     try:
-        _contexts, active = config.list_kube_config_contexts(str(kubeconfig) if kubeconfig else None)
-        found = active.get("context", {}).get("namespace")
+        contexts, active = config.list_kube_config_contexts(str(kubeconfig) if kubeconfig else None)
+        chosen = next((c for c in contexts if c.get("name") == context), active) if context else active
+        found = chosen.get("context", {}).get("namespace")
     except (config.ConfigException, OSError, ValueError, AttributeError):
         found = IN_CLUSTER_NAMESPACE.read_text().strip() if IN_CLUSTER_NAMESPACE.is_file() else None
     return str(found or "default")

@@ -86,6 +86,7 @@ def run_install(
     progress: str | None,
     source_mount: str,
     console_progress: ProgressCallback | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> None:
     """Fetch (resuming a partial download), verify, derive and size a ModelInstall's files.
 
@@ -95,6 +96,8 @@ def run_install(
     writer = ProgressWriter(progress) if progress else None
     resolver = model_resolver()
     resolver.progress = writer.update if writer else console_progress
+    if log is not None:
+        resolver.log = log
     try:
         outcome = install_model(resource.model_name, resource.spec, resolver, source_mount)
     except TransientFetchError as exc:

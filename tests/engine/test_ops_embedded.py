@@ -1,4 +1,4 @@
-"""`kubeinfer workers` and `kubeinfer batches` against the embedded gateway owning a real llama-server.
+"""`kubeinfer workers` and `kubeinfer batch` against the embedded gateway owning a real llama-server.
 
 The gateway starts its own llama-server (SmolLM2 from the model cache) under its watchdog, so status,
 memory, the server's log and a restart are all real; the CLI runs in-process through typer's runner.
@@ -94,7 +94,7 @@ def test_status_shows_the_running_server_with_memory_and_the_batch_progress(gate
     batch_id = submit(gateway, USER, 40, 48)
 
     def progressing() -> list[dict[str, Any]] | None:
-        workers = ok_json(gateway, USER, "workers", "status")
+        workers = ok_json(gateway, USER, "workers", "list")
         batch = [w for w in workers if w["kind"] == "batch"]
         return workers if batch and batch[0]["done"] and batch[0]["done"] >= 1 else None
 
@@ -111,27 +111,27 @@ def test_status_shows_the_running_server_with_memory_and_the_batch_progress(gate
     assert batch["total"] == 40
     assert time.time() - batch["last_heartbeat"] < 30
     # another project sees the server, never this batch
-    assert [w["kind"] for w in ok_json(gateway, ADMIN, "workers", "status")] == ["server"]
-    table = run(gateway, USER, "workers", "status")
+    assert [w["kind"] for w in ok_json(gateway, ADMIN, "workers", "list")] == ["server"]
+    table = run(gateway, USER, "workers", "list")
     assert table.exit_code == 0
     assert server["name"] in table.stdout
     assert batch_id in table.stdout
 
-    listed = ok_json(gateway, USER, "batches", "list")
+    listed = ok_json(gateway, USER, "batch", "list")
     assert batch_id in [b["id"] for b in listed]
-    assert batch_id not in [b["id"] for b in ok_json(gateway, ADMIN, "batches", "list")]
-    shown = ok_json(gateway, USER, "batches", "show", batch_id)
+    assert batch_id not in [b["id"] for b in ok_json(gateway, ADMIN, "batch", "list")]
+    shown = ok_json(gateway, USER, "batch", "get", batch_id)
     assert shown["id"] == batch_id
     assert shown["request_counts"]["total"] == 40
-    cancelled = ok_json(gateway, USER, "batches", "cancel", batch_id)
+    cancelled = ok_json(gateway, USER, "batch", "cancel", batch_id)
     assert cancelled["status"] in ("cancelling", "cancelled")
-    wait_for(lambda: ok_json(gateway, USER, "batches", "show", batch_id)["status"] == "cancelled", timeout=120)
-    again = run(gateway, USER, "batches", "cancel", batch_id)
+    wait_for(lambda: ok_json(gateway, USER, "batch", "get", batch_id)["status"] == "cancelled", timeout=120)
+    again = run(gateway, USER, "batch", "cancel", batch_id)
     assert again.exit_code == 0, again.output  # cancelling a cancelled batch is a no-op, as OpenAI answers
 
 
 def test_logs_print_the_server_log_and_follow_streams_new_lines(gateway: str) -> None:
-    name = server_of(ok_json(gateway, USER, "workers", "status"))["name"]
+    name = server_of(ok_json(gateway, USER, "workers", "list"))["name"]
     result = run(gateway, USER, "workers", "logs", name, "--tail", "20")
     assert result.exit_code == 0, result.output
     assert 0 < len(result.stdout.splitlines()) <= 20
@@ -149,7 +149,7 @@ def test_logs_print_the_server_log_and_follow_streams_new_lines(gateway: str) ->
 
 
 def test_only_an_admin_project_restarts_the_server_and_it_comes_back(gateway: str) -> None:
-    before = server_of(ok_json(gateway, USER, "workers", "status"))
+    before = server_of(ok_json(gateway, USER, "workers", "list"))
     denied = run(gateway, USER, "workers", "restart", before["name"])
     assert denied.exit_code == 1
     assert "HTTP 403" in denied.output
@@ -159,7 +159,7 @@ def test_only_an_admin_project_restarts_the_server_and_it_comes_back(gateway: st
     assert restarted.exit_code == 0, restarted.output
 
     def back() -> dict[str, Any] | None:
-        server = server_of(ok_json(gateway, USER, "workers", "status"))
+        server = server_of(ok_json(gateway, USER, "workers", "list"))
         return server if server["state"] == "running" and server["pid"] != before["pid"] else None
 
     after = wait_for(back, timeout=180, interval=0.5)
@@ -175,11 +175,11 @@ def test_unknown_worker_and_batch_are_clear_errors(gateway: str) -> None:
         assert result.exit_code == 1
         assert "HTTP 404" in result.output
         assert "No such worker: no-such-server" in result.output
-    for args in (["batches", "show", "batch_nope"], ["batches", "cancel", "batch_nope"]):
+    for args in (["batch", "get", "batch-nope"], ["batch", "cancel", "batch-nope"], ["batches", "show", "batch-nope"]):
         result = run(gateway, USER, *args)
         assert result.exit_code == 1
         assert "HTTP 404" in result.output
-        assert "batch_nope" in result.output
-    bad_key = run(gateway, "sk-wrong", "workers", "status")
+        assert "batch-nope" in result.output
+    bad_key = run(gateway, "sk-wrong", "workers", "list")
     assert bad_key.exit_code == 1
     assert "HTTP 401" in bad_key.output

@@ -53,7 +53,7 @@ def test_unreachable_cluster_names_the_server(tmp_path: Path) -> None:
             }
         )
     )
-    code, output = run("bench", "report", "q", "--kubeconfig", str(kubeconfig), "-o", str(tmp_path / "out"))
+    code, output = run("bench", "report", "q", "--kubeconfig", str(kubeconfig), "--out-dir", str(tmp_path / "out"))
     assert code == 1
     assert f"cannot reach the Kubernetes API server at {server}" in output
     assert not (tmp_path / "out").exists()

@@ -96,23 +96,25 @@ def test_human_figures() -> None:
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("args", [["workers", "status"], ["batches", "list"], ["workers", "logs", "x"]])
+@pytest.mark.parametrize("args", [["workers", "list"], ["batch", "list"], ["workers", "logs", "x"]])
 def test_no_target_is_a_clear_error(args: list[str]) -> None:
-    result = runner.invoke(app, args, env={"OPENAI_BASE_URL": "", "KUBEINFER_NAMESPACE": ""})
+    result = runner.invoke(
+        app, args, env={"OPENAI_BASE_URL": "", "KUBEINFER_NAMESPACE": "", "KUBECONFIG": "/nonexistent"}
+    )
     assert result.exit_code == 1
     assert "no target: pass --namespace" in result.output
 
 
 def test_unreachable_gateway_is_a_clear_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    result = runner.invoke(app, ["batches", "show", "batch_x", "--base-url", url])
+    result = runner.invoke(app, ["batch", "get", "batch-x", "--base-url", url])
     assert result.exit_code == 1
     assert f"cannot reach the gateway at {url}" in result.output
 
 
 def test_unusable_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "none"
-    result = runner.invoke(app, ["workers", "status", "-n", "team", "--kubeconfig", str(missing)])
+    result = runner.invoke(app, ["workers", "list", "-n", "team", "--kubeconfig", str(missing)])
     assert result.exit_code == 1
     assert f"kubeconfig {missing} does not exist" in result.output
 
@@ -124,6 +126,6 @@ def test_unreachable_cluster_is_a_clear_error(tmp_path: Path) -> None:
         f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{free_port()}'}}}}]\n"
         "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
     )
-    result = runner.invoke(app, ["batches", "list", "-n", "team", "--kubeconfig", str(kubeconfig)])
+    result = runner.invoke(app, ["batch", "list", "-n", "team", "--kubeconfig", str(kubeconfig)])
     assert result.exit_code == 1
     assert "cannot reach the Kubernetes API server" in result.output
