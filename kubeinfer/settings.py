@@ -56,6 +56,23 @@ class GatewaySettings(BaseModel):
     api_keys: str = Field(default="", description="key1=projectA,key2=projectB")
     api_keys_file: Path | None = None
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024, gt=0, description="Largest non-upload request body (JSON); larger ones get 413"
+    )
+    max_connections: int = Field(
+        default=4096, gt=0, description="Open client connections at most (less when file descriptors are short)"
+    )
+    header_timeout_seconds: float = Field(
+        default=10, gt=0, description="A connection must send a complete request head within this long, or is closed"
+    )
+    keep_alive_seconds: float = Field(default=5, gt=0, description="An idle keep-alive connection is closed after")
+    fd_reserve: int = Field(
+        default=256, ge=32, description="File descriptors kept free of client connections (files, SQLite, engine)"
+    )
+    auth_failures_max: int = Field(
+        default=20, ge=1, description="Failed API key checks per client address within the window before 429"
+    )
+    auth_failure_window_seconds: float = Field(default=60, gt=0, description="Window of auth_failures_max")
     model: str = Field(default="smollm2-135m", description="Served model name (a catalog name when managed)")
     model_path: Path | None = Field(default=None, description="Serve this GGUF instead of a catalog model")
     engine_url: str | None = Field(default=None, description="Use a running llama-server instead of starting one")

@@ -21,6 +21,7 @@ from kubeinfer.engines.llamacpp_server import ServerConfig
 from kubeinfer.engines.watchdog import ServerWatchdog, WatchdogConfig
 from kubeinfer.gateway import batches, files, inference, jobs, metrics, models, ops
 from kubeinfer.gateway.auth import KeyRing, load_api_keys
+from kubeinfer.gateway.connections import limit_accept_errors
 from kubeinfer.gateway.context import GatewayContext
 from kubeinfer.gateway.engine_state import require_engine
 from kubeinfer.gateway.errors import install_handlers
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_accept_errors()
         async with AsyncExitStack() as stack:
             engine, watchdog = await _start_engine(stack, settings, root, engine_url, watchdog_config)
             meta, blobs = _open_storage(stack, settings, root)
