@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -87,9 +88,9 @@ def _print_plan(matrix: BenchmarkMatrix, cells: list[PlannedCell], out_dir: Path
     console.print(f"results would be written to {out_dir}")
 
 
-def _engine() -> EngineInstall:
+def _engine(log: Callable[[str], None]) -> EngineInstall:
     try:
-        return build(get_settings().engines_root, log=console.print)
+        return build(get_settings().engines_root, log=log)
     except EngineBuildError as exc:
         fail(str(exc))
 
@@ -197,12 +198,12 @@ def run(
     if dry_run:
         _print_plan(matrix, cells, out_dir)
         return
-    engine = _engine()
-    resolver = ModelResolver(ModelCache(get_settings().models_root), engine.llama_quantize, log=console.print)
+    # The report goes to stdout with -o json/yaml/name, so progress and messages then go to stderr.
+    shown = console if output in (Output.table, Output.wide) else err_console
+    engine = _engine(shown.print)
+    resolver = ModelResolver(ModelCache(get_settings().models_root), engine.llama_quantize, log=shown.print)
     executor = LocalExecutor(engine, resolver, out_dir)
     _install_sigterm_as_interrupt()
-    # The report goes to stdout with -o json/yaml/name, so the progress then goes to stderr.
-    shown = console if output in (Output.table, Output.wide) else err_console
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

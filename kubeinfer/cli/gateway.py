@@ -1,9 +1,10 @@
-"""`kubeinfer gateway serve`: the OpenAI-compatible gateway on a local llama-server."""
+"""`kubeinfer gateway serve`: the OpenAI-compatible gateway on a local llama-server; `openapi`: its API document."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -48,3 +49,27 @@ def serve(
     except NoApiKeysError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def openapi_document() -> dict[str, Any]:
+    """The gateway's OpenAPI document, built from the app's routes and models (no server is started)."""
+    from kubeinfer.gateway.app import create_app
+    from kubeinfer.settings import Settings
+
+    # The document comes from the routes alone; keys and an engine would matter only once it serves.
+    app = create_app(Settings(), insecure_no_auth=True, engine_url="http://127.0.0.1:1")
+    document: dict[str, Any] = app.openapi()
+    return document
+
+
+@app.command()
+def openapi(
+    out_file: Annotated[Path | None, typer.Option("--out-file", "-O", help="Write here (default stdout)")] = None,
+) -> None:
+    """Print the gateway's OpenAPI document (docs/openapi.json is this, checked by a test)."""
+    text = json.dumps(openapi_document(), indent=2, sort_keys=False) + "\n"
+    if out_file is None:
+        typer.echo(text, nl=False)
+    else:
+        out_file.write_text(text)
+        typer.echo(f"wrote {out_file}", err=True)

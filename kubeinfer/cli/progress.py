@@ -21,6 +21,8 @@ from rich.progress import (
 
 from kubeinfer.cli.common import err_console
 
+#: Characters of a step's name on a bar; the full line goes to logs.
+DESCRIPTION = 48
 #: (bytes done, bytes in all or None, bytes per second), as kubeinfer.models.download reports them.
 ByteCallback = Callable[[int, int | None, float], None]
 
@@ -62,7 +64,9 @@ def download_bar(description: str) -> Iterator[tuple[ByteCallback, Callable[[str
             progress.update(task, completed=done, total=total)
 
         def log(message: str) -> None:
-            progress.update(task, description=message)
+            progress.update(
+                task, description=message if len(message) <= DESCRIPTION else message[: DESCRIPTION - 1] + "…"
+            )
             if not interactive():
                 err_console.print(message, highlight=False, markup=False, soft_wrap=True)
 

@@ -79,7 +79,7 @@ def test_memory_limit_skips_every_cell_with_the_preflight_reason(tmp_path: Path,
     manifest.write_text(
         MATRIX.read_text().replace("maxLoadTimeSeconds: 600", "maxLoadTimeSeconds: 600\n    maxMemoryGb: 0.05")
     )
-    proc = run_cli("bench", "run", str(manifest), "--output", str(tmp_path / "out"))
+    proc = run_cli("bench", "run", str(manifest), "--out-dir", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert {r["status"] for r in report["results"]} == {"skipped"}
@@ -90,7 +90,7 @@ def test_memory_limit_skips_every_cell_with_the_preflight_reason(tmp_path: Path,
 def test_missing_model_file_is_an_error_cell_not_a_traceback(tmp_path: Path, engine_install: object) -> None:
     manifest = tmp_path / "missing.yaml"
     manifest.write_text(MATRIX.read_text().replace("pypi:smollm2-135m", f"file://{tmp_path}/absent.gguf"))
-    proc = run_cli("bench", "run", str(manifest), "--output", str(tmp_path / "out"))
+    proc = run_cli("bench", "run", str(manifest), "--out-dir", str(tmp_path / "out"))
     assert "Traceback" not in proc.stderr + proc.stdout
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert {r["status"] for r in report["results"]} == {"error"}
@@ -102,7 +102,7 @@ def test_corrupt_model_file_is_an_error_cell_naming_the_file(tmp_path: Path, eng
     broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + os.urandom(4096))
     manifest = tmp_path / "broken.yaml"
     manifest.write_text(MATRIX.read_text().replace("pypi:smollm2-135m", f"file://{broken}"))
-    proc = run_cli("bench", "run", str(manifest), "--output", str(tmp_path / "out"))
+    proc = run_cli("bench", "run", str(manifest), "--out-dir", str(tmp_path / "out"))
     assert "Traceback" not in proc.stderr + proc.stdout
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert {r["status"] for r in report["results"]} == {"error"}
@@ -113,7 +113,7 @@ def test_load_timeout_fails_the_cell_and_skips_the_model_as_too_large(tmp_path: 
     """Rule 2 for real: llama-server cannot load within maxLoadTimeSeconds."""
     manifest = tmp_path / "slow.yaml"
     manifest.write_text(MATRIX.read_text().replace("maxLoadTimeSeconds: 600", "maxLoadTimeSeconds: 0.01"))
-    proc = run_cli("bench", "run", str(manifest), "--output", str(tmp_path / "out"))
+    proc = run_cli("bench", "run", str(manifest), "--out-dir", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "out" / "report.json").read_text())["results"]
     first, *rest = results
@@ -134,7 +134,7 @@ def test_broken_manifest_exits_with_the_field_named(tmp_path: Path) -> None:
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
-    proc = run_cli("bench", "run", str(MATRIX), "--dry-run", "--output", str(tmp_path / "out"))
+    proc = run_cli("bench", "run", str(MATRIX), "--dry-run", "--out-dir", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     assert "smollm2-135m/Q4_K_M" in proc.stdout
     assert "smollm2-135m/Q4_1" in proc.stdout
@@ -167,7 +167,7 @@ def test_resume_after_interrupt_finishes_without_rerunning_cells(
 ) -> None:
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [*KUBEINFER, "bench", "run", str(MATRIX), "--output", str(out)],
+        [*KUBEINFER, "bench", "run", str(MATRIX), "--out-dir", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -180,7 +180,7 @@ def test_resume_after_interrupt_finishes_without_rerunning_cells(
     _wait_no_server(out)
     before = json.loads((out / "checkpoint.json").read_text())["cells"]
     assert before
-    resumed = run_cli("bench", "run", str(MATRIX), "--output", str(out), "--resume")
+    resumed = run_cli("bench", "run", str(MATRIX), "--out-dir", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     after = json.loads((out / "checkpoint.json").read_text())["cells"]
     for key, cell in before.items():
@@ -200,6 +200,6 @@ def _wait_no_server(out: Path, timeout: float = 20) -> None:
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    proc = run_cli("bench", "run", str(MATRIX), "--output", str(tmp_path / "none"), "--resume")
+    proc = run_cli("bench", "run", str(MATRIX), "--out-dir", str(tmp_path / "none"), "--resume")
     assert proc.returncode == 1
     assert "nothing to resume" in proc.stderr
