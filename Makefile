@@ -9,7 +9,7 @@ KUBEINFER := $(VENV)/bin/kubeinfer
 export KUBEINFER_CACHE_DIR ?= $(HOME)/.cache/kubeinfer
 PYTEST_ARGS ?=
 
-.PHONY: setup venv engine models demo test test-fast test-unit lint typecheck bench crds clean
+.PHONY: setup venv engine models demo test test-fast test-unit lint typecheck bench crds openapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ models: engine
 
 ## demo: the main job on the embedded default: a real model matrix swept on real llama-server
 demo: setup
-	$(KUBEINFER) bench run examples/quickstart.yaml --output results/quickstart
+	$(KUBEINFER) bench run examples/quickstart.yaml --out-dir results/quickstart
 
 ## test: every tier: unit, engine (real llama-server and model) and cluster (control plane, kubelet stand-in); docs/testing.md
 test: setup cluster-build helm-build prometheus chromium label-studio
@@ -63,6 +63,10 @@ bench: setup cluster-build
 
 clean:
 	rm -rf results .pytest_cache .mypy_cache .ruff_cache
+
+## openapi: regenerate docs/openapi.json from the gateway's routes (a unit test fails when it drifts)
+openapi: venv
+	$(KUBEINFER) gateway openapi -O docs/openapi.json
 
 ## crds: regenerate crds/ from the pydantic models (a unit test fails when they drift)
 crds: venv
