@@ -85,6 +85,10 @@ class BatchBackend(Protocol):
         """Newest first, optionally of one status."""
         ...
 
+    async def unfinished_readers(self, project: str, file_id: str) -> list[str]:
+        """Ids of the project's batches, not yet finished, whose input is `file_id` (it must not be deleted)."""
+        ...
+
 
 class BatchService:
     """The embedded gateway's `BatchBackend`: a queue on the event loop, run by one `BatchRunner`."""
@@ -198,6 +202,10 @@ class BatchService:
 
     async def all_records(self, project: str, limit: int, status: str | None) -> list[BatchRecord]:
         return self.meta.list_batches(project, limit, status=status)
+
+    async def unfinished_readers(self, project: str, file_id: str) -> list[str]:
+        # no await in here: checked and acted on in one step of the loop, so no batch is created in between
+        return [r.id for r in self.meta.unfinished_batches() if r.project == project and r.input_file_id == file_id]
 
 
 def usage_of(rec: BatchRecord) -> dict[str, Any]:

@@ -20,12 +20,14 @@ from kubeinfer.engines.llamacpp_build import build
 from kubeinfer.engines.llamacpp_server import ServerConfig
 from kubeinfer.engines.watchdog import ServerWatchdog, WatchdogConfig
 from kubeinfer.gateway import batches, files, inference, jobs, metrics, models, ops
-from kubeinfer.gateway.auth import KeyRing, load_api_keys
+from kubeinfer.gateway.auth import AuthThrottle, KeyRing, load_api_keys
 from kubeinfer.gateway.connections import limit_accept_errors
 from kubeinfer.gateway.context import GatewayContext
 from kubeinfer.gateway.engine_state import require_engine
 from kubeinfer.gateway.errors import install_handlers
 from kubeinfer.gateway.labelstudio import router as labelstudio_router
+from kubeinfer.gateway.limits import BodyLimit
+from kubeinfer.gateway.openapi import document
 from kubeinfer.gateway.ui import create_console
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.catalog import lookup
@@ -76,7 +78,8 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
     lifespan runs its stages in order (engine, storage, batches, context) and stops them in reverse.
     """
     gw = settings.gateway
-    keys = KeyRing(load_api_keys(gw.api_keys, gw.api_keys_file), insecure_no_auth)
+    throttle = AuthThrottle(gw.auth_failures_max, gw.auth_failure_window_seconds)
+    keys = KeyRing(load_api_keys(gw.api_keys, gw.api_keys_file), insecure_no_auth, throttle)
     root = data_dir(settings)
     engine_url = engine_url or gw.engine_url
     watchdog_config = _watchdog_config(settings)  # refuses settings that cannot work before anything starts
@@ -111,6 +114,8 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
         lifespan=lifespan,
     )
     _add_routes(app)
+    app.add_middleware(BodyLimit, max_request_bytes=gw.max_request_bytes, max_upload_bytes=gw.max_upload_bytes)
+    app.openapi = lambda: document(app)  # type: ignore[method-assign]
     return app
 
 

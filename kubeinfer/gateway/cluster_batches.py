@@ -137,6 +137,10 @@ class ClusterBatchService:
     async def cancel(self, project: str, batch_id: str) -> BatchRecord:
         return await asyncio.to_thread(self._cancel, project, batch_id)
 
+    async def unfinished_readers(self, project: str, file_id: str) -> list[str]:
+        records = await asyncio.to_thread(self._page, project, 1_000_000, None)
+        return [r.id for r in records if not r.terminal and r.input_file_id == file_id]
+
     def _create(
         self,
         project: str,

@@ -5,11 +5,15 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from kubeinfer.batch.service import BatchNotFound, InvalidBatchRequest
 from kubeinfer.storage.blobs import FileTooLargeError
 from kubeinfer.storage.files import FileNotFound
 from kubeinfer.storage.s3 import StorageUnavailable
+
+#: `code` of the errors Starlette raises itself (no route, wrong method...), by status.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
 class ApiError(Exception):
@@ -20,6 +24,7 @@ class ApiError(Exception):
         code: str | None = None,
         param: str | None = None,
         type_: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -27,6 +32,19 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.type = type_
+        self.headers = headers or {}
+
+
+class RequestTooLarge(HTTPException):
+    """Raised while a request body streams in, once it passes the limit; FastAPI re-raises HTTPExceptions
+    from body parsing, so this reaches the handler below however the route reads its body."""
+
+    def __init__(self, limit: int, setting: str, upload: bool = False) -> None:
+        what = "the upload is larger than the maximum size" if upload else "the request body is larger than the limit"
+        super().__init__(413, f"{what} of {limit} bytes ({setting})")
+        self.limit = limit
+        self.code = "file_too_large" if upload else "request_too_large"
+        self.param = "file" if upload else None
 
 
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, object]:
@@ -34,8 +52,23 @@ def error_body(message: str, type_: str, code: str | None = None, param: str | N
 
 
 def _response(exc: ApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+    headers.update(exc.headers)
     return JSONResponse(error_body(exc.message, exc.type, exc.code, exc.param), exc.status_code, headers=headers)
+
+
+def http_error(request: Request, exc: HTTPException) -> ApiError:
+    """Starlette's own errors (an unknown route, a method the route lacks, a body too large) as OpenAI's."""
+    message = str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"Unknown request URL: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    if isinstance(exc, RequestTooLarge):
+        return ApiError(413, message, exc.code, exc.param)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    type_ = "server_error" if exc.status_code >= 500 else "invalid_request_error"
+    return ApiError(exc.status_code, message, code, type_=type_, headers=dict(exc.headers or {}))
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -65,7 +98,17 @@ def install_handlers(app: FastAPI) -> None:
         message = f"{param}: {first.get('msg', 'invalid request')}" if param else str(first.get("msg"))
         return _response(ApiError(400, message, "invalid_request", param or None))
 
+    async def starlette_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return _response(http_error(request, exc))
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:  # Starlette logs it with its traceback
+        message = f"internal error: {type(exc).__name__}"
+        return _response(ApiError(500, message, "internal_error", type_="server_error"))
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HTTPException, starlette_error)
+    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(FileNotFound, not_found)
     app.add_exception_handler(BatchNotFound, not_found)
     app.add_exception_handler(InvalidBatchRequest, invalid)

@@ -9,17 +9,14 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from kubeinfer.gateway.auth import Project
+from kubeinfer.gateway.batches import Batches
 from kubeinfer.gateway.context import Ctx
 from kubeinfer.gateway.errors import ApiError
 from kubeinfer.gateway.schemas import FileDeleted, FileList, FileObject, page
 from kubeinfer.gateway.uploads import MultipartUpload
-from kubeinfer.storage.blobs import FileTooLargeError
 from kubeinfer.storage.files import UPLOAD_PURPOSES
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
-
-#: Multipart framing allowed on top of the file itself before Content-Length alone earns a 413.
-ENVELOPE_BYTES = 64 * 1024
 
 
 @router.post(
@@ -32,7 +29,10 @@ ENVELOPE_BYTES = 64 * 1024
                     "schema": {
                         "type": "object",
                         "required": ["file", "purpose"],
-                        "properties": {"file": {"type": "string", "format": "binary"}, "purpose": {"type": "string"}},
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "purpose": {"type": "string", "enum": sorted(UPLOAD_PURPOSES)},
+                        },
                     }
                 }
             }
@@ -40,9 +40,7 @@ ENVELOPE_BYTES = 64 * 1024
     },
 )
 async def upload_file(request: Request, project: Project, ctx: Ctx) -> FileObject:
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > ctx.files.max_upload_bytes + ENVELOPE_BYTES:
-        raise FileTooLargeError(ctx.files.max_upload_bytes)
+    """The body as a whole is limited while it streams (kubeinfer.gateway.limits), the file part by the store."""
     upload = MultipartUpload(request)
     # the purpose field may follow the file part, so it is checked after the upload is stored
     record = await ctx.files.upload(project, "pending", "batch", upload.file_chunks())
@@ -89,5 +87,17 @@ async def file_content(file_id: str, project: Project, ctx: Ctx) -> StreamingRes
 
 
 @router.delete("/{file_id}", response_model=FileDeleted)
-async def delete_file(file_id: str, project: Project, ctx: Ctx) -> FileDeleted:
+async def delete_file(file_id: str, project: Project, ctx: Ctx, batches: Batches) -> FileDeleted:
+    """The input of a batch that has not finished cannot be deleted: a batch resumed after a restart reads it
+    again to send what is left, and finished results would be lost with it (docs/gateway.md)."""
+    record = ctx.files.get(project, file_id)
+    readers = await batches.unfinished_readers(project, record.id)
+    if readers:
+        raise ApiError(
+            409,
+            f"file {record.id} is the input of unfinished batch {', '.join(readers)}: "
+            "wait for it to finish or cancel it, then delete the file",
+            "file_in_use",
+            "file_id",
+        )
     return FileDeleted(id=(await run_in_threadpool(ctx.files.delete, project, file_id)).id)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from kubeinfer.batch.service import usage_of
 from kubeinfer.storage.records import BatchRecord, FileRecord
@@ -130,11 +130,53 @@ class BatchObject(BaseModel):
         )
 
 
+#: OpenAI's limits on a batch's metadata.
+METADATA_KEYS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
+#: What an error message quotes of an offending key.
+_QUOTE = 40
+
+
+def _quote(text: str) -> str:
+    return repr(text if len(text) <= _QUOTE else text[:_QUOTE] + "...")
+
+
 class BatchCreate(BaseModel):
     input_file_id: str
-    endpoint: str
-    completion_window: str = "24h"
-    metadata: dict[str, str] | None = None
+    endpoint: Literal["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]
+    completion_window: Literal["24h"] = "24h"
+    metadata: (
+        Annotated[
+            dict[
+                Annotated[str, StringConstraints(max_length=METADATA_KEY_CHARS)],
+                Annotated[str, StringConstraints(max_length=METADATA_VALUE_CHARS)],
+            ],
+            Field(max_length=METADATA_KEYS),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description=f"At most {METADATA_KEYS} pairs; keys up to {METADATA_KEY_CHARS} characters, "
+        f"values up to {METADATA_VALUE_CHARS}",
+    )
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata_limits(cls, value: Any) -> Any:
+        """OpenAI's limits, with messages that name the offending key but never echo a huge one whole."""
+        if not isinstance(value, dict):
+            return value
+        if len(value) > METADATA_KEYS:
+            raise ValueError(f"metadata has {len(value)} keys, at most {METADATA_KEYS} are allowed")
+        for key, item in value.items():
+            if isinstance(key, str) and len(key) > METADATA_KEY_CHARS:
+                raise ValueError(
+                    f"metadata key {_quote(key)} has {len(key)} characters, at most {METADATA_KEY_CHARS} are allowed"
+                )
+            if isinstance(item, str) and len(item) > METADATA_VALUE_CHARS:
+                raise ValueError(
+                    f"metadata[{_quote(key)}] has {len(item)} characters, at most {METADATA_VALUE_CHARS} are allowed"
+                )
+        return value
 
 
 class BatchList(BaseModel):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import Request
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from kubeinfer.gateway.errors import ApiError
 
@@ -81,12 +82,26 @@ class MultipartUpload:
         if not self._is_file:
             self.fields[self._name] = self._buffer.decode("utf-8", "replace")
 
-    async def file_chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in self.request.stream():
+    def _write(self, chunk: bytes) -> None:
+        try:
             self._parser.write(chunk)
+        except MultipartParseError as exc:
+            raise ApiError(400, f"the multipart body is malformed: {exc}", "invalid_multipart") from None
+
+    async def file_chunks(self) -> AsyncIterator[bytes]:
+        """The file part's bytes as they arrive; raising ends the upload, and the store then keeps nothing."""
+        async for chunk in self.request.stream():
+            self._write(chunk)
             if self._pending:
                 yield b"".join(self._pending)
                 self._pending.clear()
+        if self._parser.state != MultipartState.END:
+            # a body cut short (a client killed mid-upload, a proxy's limit) must not be stored as a whole file
+            raise ApiError(
+                400,
+                "the multipart body ends before its closing boundary: the upload is incomplete",
+                "invalid_multipart",
+            )
         self._parser.finalize()
         if self._pending:
             yield b"".join(self._pending)

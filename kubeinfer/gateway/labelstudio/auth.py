@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from kubeinfer.gateway.auth import KeyRing
+from kubeinfer.gateway.auth import KeyRing, client_address
 from kubeinfer.gateway.errors import ApiError
 
 
@@ -35,7 +35,7 @@ def api_key(authorization: str | None) -> str | None:
 
 def _project(request: Request) -> str:
     ring: KeyRing = request.app.state.ctx.keys
-    return ring.project_of(api_key(request.headers.get("authorization")))
+    return ring.project_of(api_key(request.headers.get("authorization")), client_address(request))
 
 
 LabelStudioProject = Annotated[str, Depends(_project)]

@@ -1,7 +1,9 @@
 """Webhook jobs: Label Studio tasks to one gateway batch, and its replies back to Label Studio as predictions.
 
-A job is keyed by the Label Studio project, its task ids and the model version, so a webhook delivered
-twice finds the first job instead of starting a second batch; writing skips tasks that already hold a
+A job is keyed by the gateway project (the API key's), the Label Studio project, its task ids and the model
+version, so a webhook delivered twice finds the first job instead of starting a second batch, while the same
+webhook sent under another gateway project (another team's Label Studio with the same project id) is a job of
+its own; writing skips tasks that already hold a
 prediction of that model version, so even a re-run never duplicates one.
 """
 
@@ -43,8 +45,8 @@ class Job:
     created_at: int = field(default_factory=now)
 
 
-def job_id(ls_project: int, task_ids: list[int], model_version: str) -> str:
-    digest = hashlib.sha256(json.dumps([ls_project, sorted(task_ids), model_version]).encode()).hexdigest()
+def job_id(project: str, ls_project: int, task_ids: list[int], model_version: str) -> str:
+    digest = hashlib.sha256(json.dumps([project, ls_project, sorted(task_ids), model_version]).encode()).hexdigest()
     return f"lsjob-{digest[:24]}"
 
 

@@ -196,7 +196,8 @@ async def webhook(request: Request, project: LabelStudioProject, ctx: Ctx) -> We
     plan = connections.plan(ctx, connection.config, label_config)
     url, token = connections.write_target(ctx, connection)
     task_ids = [int(t["id"]) for t in tasks]
-    job = jobs.Job(jobs.job_id(ls_project, task_ids, plan.model_version), ls_project, task_ids, plan.model_version)
+    job_id = jobs.job_id(project, ls_project, task_ids, plan.model_version)
+    job = jobs.Job(job_id, ls_project, task_ids, plan.model_version)
     existing = jobs.claim(ctx, project, job)
     if existing is not None:
         return WebhookAccepted(job=existing.id, status=existing.status, tasks=len(existing.task_ids), duplicate=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
+from kubeinfer.gateway.auth import client_address
 from kubeinfer.gateway.errors import ApiError
 from kubeinfer.gateway.ui import csrf, session
 from kubeinfer.gateway.ui.render import page
@@ -33,7 +34,7 @@ async def login(request: Request, api_key: Annotated[str, Form()] = "") -> Respo
     if not key:
         return page(request, "login.html", 400, error="Enter an API key.")
     try:
-        session.key_ring(request).project_of(key)
+        session.key_ring(request).project_of(key, client_address(request))
     except ApiError as exc:
         return page(request, "login.html", exc.status_code, error=f"{exc.message}.")
     response = RedirectResponse(f"{base_path(request)}/batches", 303)
