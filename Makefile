@@ -32,7 +32,7 @@ models: engine
 demo: setup
 	$(KUBEINFER) bench run examples/quickstart.yaml --out-dir results/quickstart
 
-## test: every tier: unit, engine (real llama-server and model) and cluster (control plane, kubelet stand-in); docs/testing.md
+## test: every tier: unit, engine (real llama-server and model) and cluster (a kind cluster with the images and the chart); docs/testing.md
 test: setup cluster-build helm-build prometheus chromium label-studio
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -77,7 +77,7 @@ crds: venv
 cluster-build:
 	hack/controlplane/build.sh
 
-## cluster-up: local control plane with simulated CPU/GPU pools and the local-exec node; kubeconfig in .cluster/kubeconfig
+## cluster-up: API-only control plane (kwokctl) with simulated CPU/GPU pools, for the operator scale benchmark; kubeconfig in .cluster/kubeconfig
 cluster-up:
 	hack/controlplane/up.sh
 

@@ -1,1 +1,1 @@
-"""Development and test tooling that is not shipped with kubeinfer (see hack/kubelet_standin)."""
+"""Development and test tooling that is not shipped with kubeinfer (hack/kind, hack/controlplane, hack/helm)."""

@@ -1,12 +1,12 @@
 """Cluster batch load: 10,000 chat requests through 2 workers and 2 model replicas, every one answered once.
 
 The load run that used to sit in the test suite (16 of its 40 minutes on 2 cores); the suite keeps a
-400-request exactly-once test and the fault test (tests/cluster/test_batch_cluster.py). Starts its own
-control plane and the kubelet stand-in (testbed/local_node.py), then the suite's setup (testbed/batch_env.py:
-the operator under its RBAC, a ModelInstall with 2 llama-server replicas, a gateway in cluster mode),
-submits one BatchJob of tiny requests (1 generated token each) and checks what the suite checks: completed,
-both workers ran, one output line per custom_id in input order, no error lines, usage equal to the sum of
-the lines', both replicas answered. Writes the timings as JSON.
+400-request exactly-once test and the fault test (tests/cluster/test_batch_cluster.py). Starts its own kind
+cluster (testbed/kind.py, `bench_cluster`: the tests' cluster without the chart), then the suite's setup
+(testbed/batch_env.py: the operator under its RBAC, a ModelInstall with 2 llama-server replicas, a gateway in
+cluster mode), submits one BatchJob of tiny requests (1 generated token each) and checks what the suite
+checks: completed, both workers ran, one output line per custom_id in input order, no error lines, usage equal
+to the sum of the lines', both replicas answered. Writes the timings as JSON.
 
 Run: `python -m perf.cluster_batch_load --out results/bench/cluster-batch-load.json` (repository root).
 """
@@ -35,7 +35,7 @@ from testbed.batch_env import (
     submit,
     worker_pods,
 )
-from testbed.local_node import cluster_with_local_node
+from testbed.kind import bench_cluster
 from testbed.wait import wait_for
 
 
@@ -49,8 +49,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kubeinfer-batch-load-") as tmp:
         work = Path(tmp)
         with (
-            cluster_with_local_node("kubeinfer-batch-load", work) as cluster,
-            batch_env(cluster, settings.models_root, work / "env") as env,
+            bench_cluster("kubeinfer-batch-load", work, 30083, settings.models_root) as (cluster, models, data),
+            batch_env(cluster, models, work / "env", data) as env,
         ):
             result = measure(env, args.requests, args.timeout, work)
     args.out.parent.mkdir(parents=True, exist_ok=True)

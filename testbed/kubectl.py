@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 
 def run_kubectl(
@@ -28,3 +29,17 @@ def run_kubectl(
     if check and proc.returncode != 0:
         raise error(f"kubectl {' '.join(args)} exited with {proc.returncode}: {proc.stderr.strip()}")
     return proc
+
+
+class KubeCluster(Protocol):
+    """What tests and the namespace factory need of a cluster: kind's (`testbed.kind`) or kwokctl's
+    (`testbed.controlplane`, the operator scale benchmark)."""
+
+    @property
+    def kubeconfig(self) -> Path: ...
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]: ...
+
+    def get_json(self, *args: str) -> Any: ...

@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 
 from kubeinfer.operator.rbac import gateway_objects, operator_objects, runner_objects
-from testbed.controlplane import REPO_ROOT, Cluster
+from testbed.controlplane import REPO_ROOT
 from testbed.gateway_process import GatewayProcess
+from testbed.kubectl import KubeCluster
 from testbed.operator_process import OperatorProcess
 from testbed.wait import wait_for
 
@@ -30,13 +31,17 @@ GATEWAY_SA = "kubeinfer-gateway"
 CRDS = ("benchmarkmatrices", "modelinstalls", "batchjobs")
 
 
-def apply(cluster: Cluster, objects: list[dict[str, Any]], namespace: str | None = None) -> None:
+def apply(cluster: KubeCluster, objects: list[dict[str, Any]], namespace: str | None = None) -> None:
     args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
     cluster.kubectl(*args, stdin=yaml.safe_dump_all(objects))
 
 
 def host_path_claim(claim: str, path: Path, namespace: str, size: str = "20Gi") -> list[dict[str, Any]]:
-    """A hostPath PV pre-bound to PVC `claim` (ReadWriteMany); the kubelet stand-in maps it to `path`."""
+    """A hostPath PV pre-bound to PVC `claim` (ReadWriteMany) on folder `path`.
+
+    On the tests' kind cluster `path` is under the folder mounted into the node at the same path
+    (tests/cluster/conftest.py, `shared_dir`), so the pod and the test see the same files.
+    """
     pv_name = f"{claim}-{namespace}"
     return [
         {
@@ -75,7 +80,7 @@ def data_volume(path: Path, namespace: str) -> list[dict[str, Any]]:
     return host_path_claim("kubeinfer-data", path, namespace, size="10Gi")
 
 
-def prepare_namespace(cluster: Cluster, namespace: str, models_root: Path) -> None:
+def prepare_namespace(cluster: KubeCluster, namespace: str, models_root: Path) -> None:
     cluster.kubectl("create", "namespace", namespace, check=False)
     cluster.kubectl("apply", "-f", str(REPO_ROOT / "crds"))
     for crd in CRDS:
@@ -86,7 +91,7 @@ def prepare_namespace(cluster: Cluster, namespace: str, models_root: Path) -> No
     apply(cluster, model_cache_volume(models_root, namespace))
 
 
-def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
+def service_account_kubeconfig(cluster: KubeCluster, namespace: str, account: str, path: Path) -> Path:
     """A kubeconfig that authenticates as `account`, so RBAC gaps fail the tests for real."""
     token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=6h").stdout.strip()
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
@@ -112,10 +117,10 @@ def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, p
 
 
 @contextmanager
-def scratch_namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
+def scratch_namespace(cluster: KubeCluster, prefix: str) -> Iterator[str]:
     """A fresh namespace `prefix-<random>` with its default ServiceAccount; deleted (not waited for) afterwards.
 
-    Deleting it makes the kubelet stand-in stop whatever a test left running there.
+    Deleting it stops whatever a test left running there.
     """
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", name)
@@ -134,7 +139,7 @@ def scratch_namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
 class NamespaceEnv:
     """A prepared namespace and the processes started in it; `namespace_env` stops them."""
 
-    cluster: Cluster
+    cluster: KubeCluster
     namespace: str
     workdir: Path
     operator: OperatorProcess | None = None
@@ -177,13 +182,14 @@ class NamespaceEnv:
                 **extra,
             }
         data = data_dir or self.workdir / "gateway-data"
-        self.gateway = GatewayProcess(data, engine_url, self.workdir / "gateway.log", env=extra).start()
+        log = self.workdir / "gateway.log"
+        self.gateway = GatewayProcess(data, engine_url, log, env=extra, shared_with_pods=cluster_mode).start()
         return self.gateway
 
 
 @contextmanager
 def namespace_env(
-    cluster: Cluster,
+    cluster: KubeCluster,
     namespace: str,
     models_root: Path,
     workdir: Path,

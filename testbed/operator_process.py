@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-#: What the tests' operator runs with: the `cpu` pool of a matrix lands on the local-exec node, and a short
-#: poll interval keeps waits on Jobs short.
+#: What the tests' operator runs with: the `cpu` pool of a matrix lands on the kind cluster's real node (labelled
+#: pool `local`; testbed/kind.py), not on kwok's simulated `cpu` nodes, and a short poll interval keeps waits short.
 TEST_ENV = {
     "KUBEINFER_OPERATOR__POOL_ALIASES": json.dumps({"cpu": "local"}),
     "KUBEINFER_OPERATOR__POLL_SECONDS": "0.5",

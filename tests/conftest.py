@@ -1,7 +1,7 @@
 """Session fixtures: one real engine build, one real model, one shared llama-server per test session.
 
 Tiers by folder: tests/unit (no engine, no cluster), tests/engine (the real llama-server and model),
-tests/cluster (the kwokctl control plane and the kubelet stand-in); docs/testing.md says what each needs.
+tests/cluster (a kind cluster made by `make kind-up`'s script); docs/testing.md says what each needs.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def local_matrix_run(
     Shared by the CLI tests and the operator test, which must reach the same statuses in a cluster.
     """
     out = tmp_path_factory.mktemp("bench-full")
-    cmd = [sys.executable, "-m", "kubeinfer.cli.main", "bench", "run", str(E2E_MATRIX), "--output", str(out)]
+    cmd = [sys.executable, "-m", "kubeinfer.cli.main", "bench", "run", str(E2E_MATRIX), "--out-dir", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out

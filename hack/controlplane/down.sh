@@ -3,7 +3,6 @@
 set -euo pipefail
 # shellcheck source=hack/controlplane/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-"$REPO_ROOT/hack/kubelet_standin/daemon.sh" stop "$CLUSTER_DIR"  # first: it kills local-exec pods
 
 if ! cluster_exists; then
   log "no cluster $CLUSTER_NAME under $KWOK_WORKDIR"

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Print the Node manifests of the simulated pools (kwok-managed) and of the local-exec node, as one YAML stream.
+# Print the Node manifests of the simulated pools (kwok-managed), as one YAML stream: the kwokctl control plane
+# (operator scale benchmark) and kind's simulated pools (hack/kind/kwok.sh) use them. Each node carries the taint
+# kubeinfer.dev/pool=<pool>:NoSchedule, so only pods placed on that pool by kubeinfer (which tolerate it) bind there.
 # Pool sizes are overridable: KUBEINFER_CPU_NODES, KUBEINFER_GPU_NODES.
 set -euo pipefail
 
@@ -45,7 +47,10 @@ YAML
 }
 
 for i in $(seq 0 $((CPU_NODES - 1))); do
-  kwok_node "cpu-$i" cpu 16 64Gi "" "" "  taints: []"
+  kwok_node "cpu-$i" cpu 16 64Gi "" "" "  taints:
+  - key: kubeinfer.dev/pool
+    value: cpu
+    effect: NoSchedule"
 done
 
 # GPU nodes look like an 8 x H100 80GB machine; the labels follow NVIDIA GPU feature discovery.
@@ -57,35 +62,10 @@ for i in $(seq 0 $((GPU_NODES - 1))); do
     nvidia.com/gpu.memory: \"81559\"" \
     "    nvidia.com/gpu: \"8\"" \
     "  taints:
+  - key: kubeinfer.dev/pool
+    value: gpu
+    effect: NoSchedule
   - key: nvidia.com/gpu
     value: present
     effect: NoSchedule"
 done
-
-# The node whose pods really run, as local processes, through the kubelet stand-in (not kwok). Its taint keeps
-# ordinary pods off it: only pods that tolerate kubeinfer.dev/pool=local are executed on this machine.
-cpus="$(nproc)"
-mem_kib="$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
-cat <<YAML
----
-apiVersion: v1
-kind: Node
-metadata:
-  name: local-exec
-  labels:
-    kubernetes.io/arch: amd64
-    kubernetes.io/os: linux
-    kubernetes.io/hostname: local-exec
-    kubeinfer.dev/pool: local
-spec:
-  taints:
-  - key: kubeinfer.dev/pool
-    value: local
-    effect: NoSchedule
-status:
-  capacity: &local
-    cpu: "$cpus"
-    memory: ${mem_kib}Ki
-    pods: "110"
-  allocatable: *local
-YAML

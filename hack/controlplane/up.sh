@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) with
-# kwokctl's binary runtime on locally built binaries, then create the simulated node pools and the local node.
+# kwokctl's binary runtime on locally built binaries, then create the simulated node pools. No pod runs for real
+# here (kwok only marks them Running): this is the API-only cluster of the operator scale benchmark; pods that
+# must run use kind (`make kind-up`, docs/kind.md).
 # Idempotent: an existing cluster is started if stopped and its nodes re-applied.
 set -euo pipefail
 # shellcheck source=hack/controlplane/common.sh
@@ -20,8 +22,8 @@ if cluster_exists; then
 else
   log "creating cluster $CLUSTER_NAME (workdir $KWOK_WORKDIR)"
   rm -f "$KUBECONFIG_OUT"
-  # kwokctl's binary runtime makes kwok manage every node; the local-exec node belongs to the kubelet stand-in,
-  # so kwok is limited to nodes annotated kwok.x-k8s.io/node=fake (later flags win).
+  # kwokctl's binary runtime makes kwok manage every node; it is limited to the nodes annotated
+  # kwok.x-k8s.io/node=fake (later flags win), so a perf script may add nodes served by something else.
   "$KWOKCTL" --name "$CLUSTER_NAME" create cluster \
     --runtime binary \
     --kubeconfig "$KUBECONFIG_OUT" \
@@ -53,4 +55,3 @@ kubectl get nodes -L kubeinfer.dev/pool >&2
 log "cluster $CLUSTER_NAME ready in $((SECONDS - start)) s"
 log "use it with:  export KUBECONFIG=$KUBECONFIG_OUT   (or: source $CLUSTER_DIR/env)"
 echo "export KUBECONFIG=$KUBECONFIG_OUT"
-"$REPO_ROOT/hack/kubelet_standin/daemon.sh" start "$CLUSTER_DIR" "$KUBECONFIG_OUT"  # runs local-exec pods

@@ -9,7 +9,12 @@
 #         caches stay (they are caches; `make kind-clean` removes them too).
 # Env: KIND_CLUSTER (kubeinfer), KIND_WORKERS (0), NAMESPACE (kubeinfer), KIND_GATEWAY_PORT (30080),
 #      KIND_NODE_IMAGE (built or kindest/node), KUBEINFER_OFFLINE=1 (never try a registry), HELM, IMAGES
-#      ("TARGET=TAG@DOCKERFILE ..." as the Makefile passes them), KIND_SKIP_HELM=1 (cluster and images only).
+#      ("TARGET=TAG@DOCKERFILE ..." as the Makefile passes them), KIND_SKIP_HELM=1 (cluster and images only),
+#      KIND_NODE_POOL (cpu: the kubeinfer.dev/pool label of the real nodes; another value aliases the chart's cpu
+#      pool to it), KIND_SIM_CPU_NODES / KIND_SIM_GPU_NODES (0 / 0: kwok's simulated pools, hack/kind/kwok.sh),
+#      KIND_POD_SUBNET (10.244.0.0/16), KIND_HOST_ROUTE=1 (route the pod subnet from this machine to the node, so
+#      processes here reach pod IPs; removed by down), KIND_SHARED_DIRS (folders of this machine mounted into the
+#      nodes at the same path, so a hostPath volume names the same folder on both sides).
 set -euo pipefail
 # shellcheck source=hack/kind/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -24,6 +29,10 @@ KUBECONFIG_OUT="$KIND_STATE_DIR/kubeconfig"
 MODELS_DIR="$KIND_STATE_DIR/models"
 NODE_MODELS_PATH=/var/lib/kubeinfer/models
 API_KEY="${KIND_API_KEY:-sk-kind}"
+NODE_POOL="${KIND_NODE_POOL:-cpu}"
+SIM_NODES=$((${KIND_SIM_CPU_NODES:-0} + ${KIND_SIM_GPU_NODES:-0}))
+POD_SUBNET="${KIND_POD_SUBNET:-10.244.0.0/16}"
+ROUTE_FILE="$KIND_STATE_DIR/host-route"
 
 kubectl() { "$KUBECTL" --kubeconfig "$KUBECONFIG_OUT" "$@"; }
 
@@ -39,6 +48,22 @@ node_image() {
   fi
 }
 
+# The offline image's bridge CNI with this cluster's pod subnet, mounted over the image's own file.
+write_cni_config() {
+  sed "s#10.244.0.0/16#$POD_SUBNET#" "$REPO_ROOT/hack/kind/files/10-bridge.conflist" >"$KIND_STATE_DIR/10-bridge.conflist"
+}
+
+node_mounts() {  # node_mounts OFFLINE(0|1)
+  local dir
+  echo "  extraMounts:"
+  echo "  - {hostPath: $MODELS_DIR, containerPath: $NODE_MODELS_PATH}"
+  (($1)) && echo "  - {hostPath: $KIND_STATE_DIR/10-bridge.conflist, containerPath: /etc/cni/net.d/10-bridge.conflist}"
+  for dir in ${KIND_SHARED_DIRS:-}; do
+    [[ -d "$dir" ]] || die "KIND_SHARED_DIRS: $dir is not a folder"
+    echo "  - {hostPath: $dir, containerPath: $dir}"
+  done
+}
+
 write_config() {  # write_config IMAGE OFFLINE(0|1)
   local image="$1" offline="$2" i
   {
@@ -46,22 +71,21 @@ write_config() {  # write_config IMAGE OFFLINE(0|1)
     echo "apiVersion: kind.x-k8s.io/v1alpha4"
     echo "networking:"
     echo "  apiServerAddress: 127.0.0.1"
+    echo "  podSubnet: $POD_SUBNET"
     # The offline node image has a bridge CNI baked in instead of kindnetd (not buildable from the module proxy).
     ((offline)) && echo "  disableDefaultCNI: true"
     echo "nodes:"
     echo "- role: control-plane"
     [[ -n "$image" ]] && echo "  image: $image"
-    echo "  labels: {kubeinfer.dev/pool: cpu}"
+    echo "  labels: {kubeinfer.dev/pool: $NODE_POOL}"
     echo "  extraPortMappings:"
     echo "  - {containerPort: $GATEWAY_NODE_PORT, hostPort: $GATEWAY_PORT, listenAddress: 127.0.0.1}"
-    echo "  extraMounts:"
-    echo "  - {hostPath: $MODELS_DIR, containerPath: $NODE_MODELS_PATH}"
+    node_mounts "$offline"
     for ((i = 0; i < WORKERS; i++)); do
       echo "- role: worker"
       [[ -n "$image" ]] && echo "  image: $image"
-      echo "  labels: {kubeinfer.dev/pool: cpu}"
-      echo "  extraMounts:"
-      echo "  - {hostPath: $MODELS_DIR, containerPath: $NODE_MODELS_PATH}"
+      echo "  labels: {kubeinfer.dev/pool: $NODE_POOL}"
+      node_mounts "$offline"
     done
     # cgroup v1 hosts (this sandbox, older CI runners) and hosts with swap.
     cat <<'YAML'
@@ -105,9 +129,35 @@ YAML
 }
 
 images() {  # prints the archives
-  [[ -n "${IMAGES:-}" ]] || return 0
-  # shellcheck disable=SC2086
-  "$REPO_ROOT/hack/kind/images.sh" $IMAGES
+  if [[ -n "${IMAGES:-}" ]]; then
+    # shellcheck disable=SC2086
+    "$REPO_ROOT/hack/kind/images.sh" $IMAGES
+  fi
+  ((SIM_NODES == 0)) || "$REPO_ROOT/hack/kind/kwok.sh" image
+}
+
+# Pod IPs reachable from this machine (KIND_HOST_ROUTE=1): a route to the pod subnet through the (single) node.
+add_host_route() {
+  local node_ip
+  node_ip="$(kubectl get node "$KIND_CLUSTER-control-plane" \
+    -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}' \
+    | tr ' ' '\n' | grep -m1 -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$')" || die "no IPv4 InternalIP on the node"
+  ip route replace "$POD_SUBNET" via "$node_ip"
+  echo "$POD_SUBNET via $node_ip" >"$ROUTE_FILE"
+  log "route $POD_SUBNET via $node_ip"
+}
+
+remove_host_route() {
+  [[ -f "$ROUTE_FILE" ]] || return 0
+  # shellcheck disable=SC2046
+  ip route del $(cat "$ROUTE_FILE") 2>/dev/null || true
+  rm -f "$ROUTE_FILE"
+}
+
+helm_pool_args() {  # the chart's own pods and its cpu pool on the real nodes when they carry another pool label
+  [[ "$NODE_POOL" == cpu ]] && return 0
+  echo "--set-json=pools.aliases={\"cpu\":\"$NODE_POOL\"}"
+  echo "--set-json=pools.cpu.nodeSelector={\"kubeinfer.dev/pool\":\"$NODE_POOL\"}"
 }
 
 up() {
@@ -124,7 +174,12 @@ up() {
     image="$(node_image)"
     [[ "$image" == localhost/kubeinfer/kind-node:* ]] && offline=1
     ((offline && WORKERS > 0)) && die "the offline node image has a single-node bridge CNI: KIND_WORKERS must be 0"
+    ((WORKERS > 0 && ${KIND_HOST_ROUTE:-0} == 1)) && die "KIND_HOST_ROUTE=1 needs a single node (KIND_WORKERS=0)"
+    # kwok's CPU nodes carry pool `cpu`; real nodes with the same label would share the pool with them.
+    ((${KIND_SIM_CPU_NODES:-0} > 0)) && [[ "$NODE_POOL" == cpu ]] \
+      && die "KIND_SIM_CPU_NODES needs KIND_NODE_POOL set to another pool than cpu (e.g. local), or kubeinfer's cpu pods may land on simulated nodes"
     seed_models
+    write_cni_config
     write_config "$image" "$offline"
     timed "kind create cluster" "$KIND" create cluster --name "$KIND_CLUSTER" \
       --config "$KIND_STATE_DIR/kind-config.yaml" --kubeconfig "$KUBECONFIG_OUT" --wait 180s >&2
@@ -138,13 +193,20 @@ up() {
   # One node needs one CoreDNS replica; the second one's CPU request is better left to benchmark cells.
   ((WORKERS == 0)) && kubectl -n kube-system scale deployment/coredns --replicas=1 >/dev/null
   kubectl -n kube-system rollout status deployment/coredns --timeout=180s >&2
+  # This machine's address as the node sees it (servers a test starts for the pods listen there).
+  "$ENGINE" exec "$KIND_CLUSTER-control-plane" ip -4 route show default | awk '{print $3; exit}' \
+    >"$KIND_STATE_DIR/host-address"
+  [[ "${KIND_HOST_ROUTE:-0}" == 1 ]] && add_host_route
+  if ((SIM_NODES > 0)); then
+    timed "kwok and its simulated pools" "$REPO_ROOT/hack/kind/kwok.sh" apply "$KUBECONFIG_OUT"
+  fi
   if [[ "${KIND_SKIP_HELM:-}" != 1 ]]; then
     kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
     model_cache_volume | kubectl apply -f - >/dev/null
     timed "helm upgrade --install" "$HELM" upgrade --install "$RELEASE" "$REPO_ROOT/charts/kubeinfer" \
       --kubeconfig "$KUBECONFIG_OUT" --namespace "$NAMESPACE" \
       -f "$REPO_ROOT/charts/kubeinfer/ci/kind-values.yaml" \
-      --set "gateway.service.nodePort=$GATEWAY_NODE_PORT" \
+      --set "gateway.service.nodePort=$GATEWAY_NODE_PORT" $(helm_pool_args) \
       --wait --timeout 15m >&2
     # The chart's Deployments (helm --wait saw them), then the model server the operator runs for its ModelInstall.
     kubectl -n "$NAMESPACE" rollout status deployment -l "app.kubernetes.io/instance=$RELEASE" --timeout=600s >&2
@@ -159,6 +221,7 @@ up() {
 }
 
 down() {
+  remove_host_route
   if [[ -x "$KIND" ]] && cluster_exists; then
     "$KIND" delete cluster --name "$KIND_CLUSTER" >&2
   fi

@@ -42,7 +42,7 @@ def log(message: str) -> None:
 def run_matrix(reports: Path) -> None:
     out = reports / "console-demo"
     log(f"kubeinfer bench run {MATRIX.name} -> {out}")
-    cmd = [sys.executable, "-m", "kubeinfer.cli.main", "bench", "run", str(MATRIX), "--output", str(out)]
+    cmd = [sys.executable, "-m", "kubeinfer.cli.main", "bench", "run", str(MATRIX), "--out-dir", str(out)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 

@@ -1,19 +1,17 @@
-"""BatchJobs on the real control plane: the gateway in cluster mode, the operator, Indexed worker Jobs, merge.
+"""BatchJobs on the kind cluster: the gateway in cluster mode, the operator, Indexed worker Jobs, merge.
 
-Everything is real: the `openai` client talks to a gateway process that creates BatchJob resources, the
-operator (under exactly `kubeinfer.operator.rbac`'s rules) runs validate, worker and merge Jobs whose pods
-the kubelet stand-in executes, and the workers send every request to the two real llama-server replicas
-of a ModelInstall. The shared store is a hostPath PersistentVolume bound to the `kubeinfer-data` claim,
-which the stand-in maps to the gateway's data directory.
+The `openai` client talks to a gateway process of this machine that creates BatchJob resources; the operator
+(also a process here, under exactly `kubeinfer.operator.rbac`'s rules) runs validate, worker and merge Jobs whose
+pods run as containers on the kind node, and the workers send every request to the two llama-server replicas of
+a ModelInstall, also containers. The shared store is a hostPath PersistentVolume bound to the `kubeinfer-data`
+claim: a folder of this machine mounted into the node at the same path, which is also the gateway's data folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
-import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +24,6 @@ import pytest
 import yaml
 from openai.types import Batch
 
-from kubeinfer.settings import Settings
 from testbed.batch_env import (
     INSTALL,
     MODEL,
@@ -42,8 +39,8 @@ from testbed.batch_env import (
     wait_final,
     worker_pods,
 )
-from testbed.controlplane import Cluster
 from testbed.gateway_process import KEY
+from testbed.kind import KindCluster
 from testbed.wait import wait_for
 
 pytestmark = pytest.mark.timeout(2400)
@@ -51,13 +48,13 @@ pytestmark = pytest.mark.timeout(2400)
 
 @pytest.fixture(scope="module")
 def env(
-    kube_cluster: Cluster,
-    local_node: object,
-    settings: Settings,
-    smollm2_gguf: Path,
+    kube_cluster: KindCluster,
+    cluster_models_root: Path,
+    batch_data_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Env]:
-    with batch_env(kube_cluster, settings.models_root, tmp_path_factory.mktemp("batch-cluster")) as value:
+    workdir = tmp_path_factory.mktemp("batch-cluster")
+    with batch_env(kube_cluster, cluster_models_root, workdir, batch_data_dir) as value:
         yield value
 
 
@@ -240,24 +237,16 @@ def test_cancel_stops_the_workers_and_publishes_what_was_done(env: Env, tmp_path
     assert max(seen.values()) == 1
 
 
-def server_processes() -> list[int]:
-    """Pids of the llama-server processes that the kubelet stand-in runs in pods' network namespaces.
-
-    The session's own llama-server fixture shares this process's network namespace and is left alone, and so
-    are processes in containers (a kind node's, podman's), which belong to no pod of this control plane.
-    """
-    own = os.readlink("/proc/self/ns/net")
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0]
-            in_pod = os.readlink(proc / "ns" / "net") != own
-            in_container = b"libpod" in (proc / "cgroup").read_bytes() or b"docker" in (proc / "cgroup").read_bytes()
-        except OSError:
-            continue
-        if in_pod and not in_container and argv0.rsplit(b"/", 1)[-1] == b"llama-server":
-            pids.append(int(proc.name))
-    return pids
+def signal_servers(env: Env, signal_name: str) -> list[str]:
+    """Send SIGSTOP or SIGCONT to the llama-server of every replica, from inside its container (`kubectl exec`
+    as the container's own user); returns the pods."""
+    selector = f"kubeinfer.dev/model-install={INSTALL}"
+    pods = [p["metadata"]["name"] for p in env.cluster.get_json("pods", "-n", NAMESPACE, "-l", selector)["items"]]
+    for pod in pods:
+        env.cluster.kubectl(
+            "exec", "-n", NAMESPACE, pod, "-c", "server", "--", "pkill", f"-{signal_name}", "-x", "llama-server"
+        )
+    return pods
 
 
 def progressing(env: Env, batch_id: str) -> dict[str, Any] | None:
@@ -287,10 +276,8 @@ def test_a_stalled_batch_is_flagged_then_expires_with_every_line_accounted_for(e
         return counts is not None and counts.completed >= 20
 
     wait_for(some_done, timeout=600, interval=0.5, what="some requests done")
-    frozen = server_processes()
+    frozen = signal_servers(env, "STOP")
     assert len(frozen) == 2, frozen
-    for pid in frozen:
-        os.kill(pid, signal.SIGSTOP)
     try:
         flagged = wait_for(
             lambda: (c := progressing(env, batch.id)) is not None and c["status"] == "False" and c,
@@ -307,9 +294,8 @@ def test_a_stalled_batch_is_flagged_then_expires_with_every_line_accounted_for(e
         )
         done = wait_final(env, batch.id, timeout=600)
     finally:
-        for pid in frozen:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(Exception):
+            signal_servers(env, "CONT")
     assert done.status == "expired", done
     output, errors = lines_of(env, done.output_file_id), lines_of(env, done.error_file_id)
     assert_exactly_once(output, errors, expected)

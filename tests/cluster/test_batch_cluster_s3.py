@@ -1,12 +1,11 @@
-"""A BatchJob on the real control plane with its files in an S3-compatible bucket (docs/storage.md).
+"""A BatchJob on the kind cluster with its files in an S3-compatible bucket (docs/storage.md).
 
-Everything is real: moto's `ThreadedMotoServer` is an S3-compatible server listening on the stand-in's
-bridge address (10.244.250.1, a local address), which the gateway and operator on the host and the batch
-pods in their own network namespaces all reach. The `openai` client uploads to a cluster-mode gateway with
-`KUBEINFER_STORAGE__BACKEND=s3`; the operator (under its RBAC) hands its storage settings and the
-credentials Secret's `AWS_*` keys to the validate, worker and merge pods, which the kubelet stand-in runs;
-the workers send every request to a real llama-server replica of a ModelInstall. Dummy credentials only:
-no AWS host is ever contacted.
+The bucket is simulated: moto's `ThreadedMotoServer`, an S3-compatible server listening on this machine's
+address on the kind nodes' container network, which the gateway and operator here and the batch pods in the
+cluster all reach. The `openai` client uploads to a cluster-mode gateway with `KUBEINFER_STORAGE__BACKEND=s3`;
+the operator (under its RBAC) hands its storage settings and the credentials Secret's `AWS_*` keys to the
+validate, worker and merge pods, which run as containers on the kind node; the workers send every request to a
+llama-server replica of a ModelInstall, also a container. Dummy credentials only: no AWS host is ever contacted.
 """
 
 from __future__ import annotations
@@ -16,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hack.kubelet_standin.network import HOST_IP
-from kubeinfer.settings import Settings
 from testbed.batch_env import NAMESPACE, Env, assert_exactly_once, batch_env, lines_of, requests_file, wait_final
-from testbed.controlplane import Cluster
+from testbed.kind import KindCluster
 from testbed.namespace_env import apply
 from testbed.s3 import DUMMY_AWS_ENV, S3Server, s3_server
 
@@ -31,9 +28,9 @@ CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 @pytest.fixture(scope="module")
-def s3(kube_cluster: Cluster) -> Iterator[S3Server]:
-    """Moto on the bridge address (kube_cluster brings the bridge up), so pods reach it through their route."""
-    with s3_server(HOST_IP) as server:
+def s3(kube_cluster: KindCluster) -> Iterator[S3Server]:
+    """Moto on this machine's address on the nodes' network, where pods reach it."""
+    with s3_server(kube_cluster.host_address) as server:
         yield server
 
 
@@ -44,10 +41,9 @@ def bucket(s3: S3Server) -> str:
 
 @pytest.fixture(scope="module")
 def env(
-    kube_cluster: Cluster,
-    local_node: object,
-    settings: Settings,
-    smollm2_gguf: Path,
+    kube_cluster: KindCluster,
+    cluster_models_root: Path,
+    batch_data_dir: Path,
     s3: S3Server,
     bucket: str,
     tmp_path_factory: pytest.TempPathFactory,
@@ -61,8 +57,9 @@ def env(
     }
     with batch_env(
         kube_cluster,
-        settings.models_root,
+        cluster_models_root,
         tmp_path_factory.mktemp("batch-cluster-s3"),
+        batch_data_dir,
         replicas=1,
         operator_env=storage | {"KUBEINFER_STORAGE__CREDENTIALS_SECRET": SECRET},
         gateway_env=storage | DUMMY_AWS_ENV,

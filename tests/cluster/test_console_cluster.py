@@ -1,11 +1,11 @@
-"""The console's cluster pages in headless Chromium, against a cluster-mode gateway on the real control plane.
+"""The console's cluster pages in headless Chromium, against a cluster-mode gateway on the kind cluster.
 
-Everything is real: the operator runs (as its own ServiceAccount) the smallest BenchmarkMatrix, one cell of
-the bundled model, to completion on the kubelet stand-in node and stores its report in a ConfigMap; the
+The operator (a process of this machine, as its own ServiceAccount) runs the smallest BenchmarkMatrix, one
+cell of the bundled model, to completion in containers on the kind node and stores its report in a ConfigMap; the
 gateway runs as its own process under the gateway's ServiceAccount (exactly `GATEWAY_RULES`, so a missing
 verb fails these tests); the install form creates a ModelInstall that the operator installs and serves.
-Hugging Face downloads point at a loopback port where nothing listens: the one hf install (the `<script>`
-file name) fails without leaving the machine. One control plane, one matrix.
+Hugging Face downloads point at a loopback port where nothing listens (the pod's own loopback): the one hf
+install (the `<script>` file name) fails without leaving the machine. One cluster, one matrix.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from playwright.sync_api import Browser, Page, expect
 from kubeinfer.bench.recommend import cell_rating
 from kubeinfer.resources.benchmark_matrix import CellResult
 from kubeinfer.resources.names import PROJECT_LABEL
-from kubeinfer.settings import Settings
 from testbed.browser import signed_in_page
-from testbed.controlplane import Cluster
+from testbed.kind import KindCluster
 from testbed.namespace_env import NamespaceEnv, namespace_env
 from testbed.wait import wait_for
 
@@ -46,8 +45,10 @@ RATING_COLOURS = GOOD_COLOURS | {"poor": "rgb(225, 111, 36)", "failed": "rgb(207
 
 
 def matrix_manifest() -> str:
-    """hack/screenshots/matrix.yaml cut to one cell (Q4_1, interactive), labelled as project A's."""
+    """hack/screenshots/matrix.yaml cut to one cell (Q4_1, interactive), labelled as project A's, one thread (a
+    cell's CPU request is its thread count; the kind node has about one CPU left next to its control plane)."""
     data = yaml.safe_load(MATRIX.read_text())
+    data["spec"]["engine"]["threads"] = 1
     data["metadata"] = {"name": MATRIX_NAME, "labels": {PROJECT_LABEL: "projectA"}}
     model = data["spec"]["models"][0]
     model["files"] = {"Q4_1": model["files"]["Q4_1"]}
@@ -56,10 +57,8 @@ def matrix_manifest() -> str:
 
 @pytest.fixture(scope="module")
 def env(
-    kube_cluster: Cluster,
-    local_node: object,
-    settings: Settings,
-    smollm2_gguf: Path,
+    kube_cluster: KindCluster,
+    cluster_models_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[NamespaceEnv]:
     work = tmp_path_factory.mktemp("console-cluster")
@@ -67,7 +66,7 @@ def env(
         with namespace_env(
             kube_cluster,
             NAMESPACE,
-            settings.models_root,
+            cluster_models_root,
             work,
             operator_env={"KUBEINFER_OPERATOR__HF_ENDPOINT": NO_HUB},
             clean_up=("modelinstalls", "benchmarkmatrices"),
@@ -80,7 +79,7 @@ def env(
             kube_cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=matrix_manifest())  # runs meanwhile
             yield env
     finally:
-        shutil.rmtree(settings.models_root / SCRIPT_INSTALL, ignore_errors=True)
+        shutil.rmtree(cluster_models_root / SCRIPT_INSTALL, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

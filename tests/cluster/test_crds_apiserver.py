@@ -1,4 +1,5 @@
-"""The generated CRDs on a real kube-apiserver: established, printer columns, schema and CEL rejections, placement."""
+"""The generated CRDs on a real kube-apiserver (kind): established, printer columns, schema and CEL rejections,
+placement on the real node and on kwok's simulated CPU and GPU pools."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from testbed.controlplane import REPO_ROOT, Cluster
+from kubeinfer.settings import OperatorSettings
+from testbed.kind import REPO_ROOT, KindCluster
 from testbed.wait import wait_for
 
 CRD_DIR = REPO_ROOT / "crds"
@@ -21,6 +23,7 @@ NAMESPACE = "crd-tests"
 GROUP, VERSION, PLURAL = "kubeinfer.dev", "v1alpha1", "benchmarkmatrices"
 
 Manifest = dict[str, Any]
+KUBEINFER_IMAGE = OperatorSettings.model_fields["runner_image"].default
 
 
 def quickstart() -> Manifest:
@@ -82,7 +85,7 @@ def invalid_manifest(case: str, mutate: Callable[[Manifest], None]) -> Manifest:
 
 
 @pytest.fixture(scope="module")
-def crds(kube_cluster: Cluster) -> list[str]:
+def crds(kube_cluster: KindCluster) -> list[str]:
     """Every CRD in crds/ applied and Established; a rejected CRD fails here with the API server's message."""
     names = [yaml.safe_load(p.read_text())["metadata"]["name"] for p in sorted(CRD_DIR.glob("*.yaml"))]
     assert names, f"no CRDs in {CRD_DIR}"
@@ -99,13 +102,13 @@ def crds(kube_cluster: Cluster) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def api_client(kube_cluster: Cluster) -> Iterator[client.ApiClient]:
+def api_client(kube_cluster: KindCluster) -> Iterator[client.ApiClient]:
     api: client.ApiClient = config.new_client_from_config(config_file=str(kube_cluster.kubeconfig))  # type: ignore[no-untyped-call]
     yield api
     api.close()  # type: ignore[no-untyped-call]
 
 
-def test_crds_are_established_with_status_subresource(kube_cluster: Cluster, crds: list[str]) -> None:
+def test_crds_are_established_with_status_subresource(kube_cluster: KindCluster, crds: list[str]) -> None:
     for name in crds:
         crd = kube_cluster.get_json(f"crd/{name}")
         conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
@@ -114,7 +117,7 @@ def test_crds_are_established_with_status_subresource(kube_cluster: Cluster, crd
         assert all(v.get("subresources", {}).get("status") == {} for v in crd["spec"]["versions"])
 
 
-def test_quickstart_applies_and_get_shows_printer_columns(kube_cluster: Cluster, crds: list[str]) -> None:
+def test_quickstart_applies_and_get_shows_printer_columns(kube_cluster: KindCluster, crds: list[str]) -> None:
     applied = kube_cluster.kubectl("apply", "-n", NAMESPACE, "-f", str(QUICKSTART))
     assert "benchmarkmatrix.kubeinfer.dev/quickstart created" in applied.stdout
 
@@ -132,7 +135,7 @@ def test_quickstart_applies_and_get_shows_printer_columns(kube_cluster: Cluster,
 
 @pytest.mark.parametrize(("case", "mutate", "expected"), INVALID, ids=[c[0] for c in INVALID])
 def test_kubectl_apply_rejects_invalid_manifest_naming_the_field(
-    kube_cluster: Cluster, crds: list[str], case: str, mutate: Callable[[Manifest], None], expected: list[str]
+    kube_cluster: KindCluster, crds: list[str], case: str, mutate: Callable[[Manifest], None], expected: list[str]
 ) -> None:
     manifest = invalid_manifest(case, mutate)
     result = kube_cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest), check=False)
@@ -164,23 +167,35 @@ def test_python_client_rejects_invalid_manifest_naming_the_field(
 # --- placement through the real scheduler -------------------------------------------------------------------
 
 
-def pod(name: str, *, gpus: int = 0, tolerate_gpu: bool = False) -> Manifest:
-    container: Manifest = {"name": "main", "image": "registry.k8s.io/pause:3.10"}
-    container["resources"] = {"requests": {"cpu": "100m", "memory": "64Mi"}}
+def pod(name: str, *, pool: str | None = None, gpus: int = 0, tolerate_gpu: bool = False) -> Manifest:
+    """A pod placed as kubeinfer places its own: the pool's nodeSelector and a toleration of the pool's taint.
+
+    Its image is kubeinfer's, loaded into the node: a pod that lands on the real node starts for real.
+    """
+    container: Manifest = {
+        "name": "main",
+        "image": KUBEINFER_IMAGE,
+        "imagePullPolicy": "Never",
+        "command": ["sleep", "3600"],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+    }
     if gpus:
         # Extended resources are requested through limits (requests default to them).
         container["resources"]["limits"] = {"nvidia.com/gpu": str(gpus)}
-    spec: Manifest = {"containers": [container], "terminationGracePeriodSeconds": 0}
+    spec: Manifest = {"containers": [container], "terminationGracePeriodSeconds": 0, "tolerations": []}
+    if pool:
+        spec["nodeSelector"] = {"kubeinfer.dev/pool": pool}
+        spec["tolerations"].append({"key": "kubeinfer.dev/pool", "value": pool, "effect": "NoSchedule"})
     if tolerate_gpu:
-        spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        spec["tolerations"].append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec}
 
 
-def create(cluster: Cluster, manifest: Manifest) -> None:
+def create(cluster: KindCluster, manifest: Manifest) -> None:
     cluster.kubectl("create", "-f", "-", stdin=json.dumps(manifest))
 
 
-def nodes(cluster: Cluster) -> dict[str, Manifest]:
+def nodes(cluster: KindCluster) -> dict[str, Manifest]:
     items: list[Manifest] = cluster.get_json("nodes")["items"]
     return {n["metadata"]["name"]: n for n in items}
 
@@ -189,7 +204,7 @@ def pool_of(node: Manifest) -> str:
     return str(node["metadata"]["labels"].get("kubeinfer.dev/pool", ""))
 
 
-def running_on(cluster: Cluster, name: str) -> str:
+def running_on(cluster: KindCluster, name: str) -> str:
     """Wait until kwok reports the pod Running and return the node the scheduler bound it to."""
 
     def check() -> str | None:
@@ -200,20 +215,25 @@ def running_on(cluster: Cluster, name: str) -> str:
     return wait_for(check, timeout=60, what=f"pod {name} Running")
 
 
-def test_gpu_pod_binds_to_gpu_pool_and_plain_pod_to_cpu_pool(kube_cluster: Cluster, crds: list[str]) -> None:
+def test_pods_bind_to_their_pool_and_plain_pods_stay_off_the_simulated_ones(
+    kube_cluster: KindCluster, crds: list[str]
+) -> None:
     pools = {name: pool_of(n) for name, n in nodes(kube_cluster).items()}
     assert sorted(pools.values()) == ["cpu", "cpu", "gpu", "gpu", "local"], pools
 
-    create(kube_cluster, pod("wants-gpu", gpus=1, tolerate_gpu=True))
+    create(kube_cluster, pod("wants-gpu", pool="gpu", gpus=1, tolerate_gpu=True))
+    create(kube_cluster, pod("wants-cpu", pool="cpu"))
     create(kube_cluster, pod("plain"))
 
-    gpu_node = running_on(kube_cluster, "wants-gpu")
-    cpu_node = running_on(kube_cluster, "plain")
-    assert pools[gpu_node] == "gpu", gpu_node
-    assert pools[cpu_node] == "cpu", cpu_node
+    assert pools[running_on(kube_cluster, "wants-gpu")] == "gpu"
+    assert pools[running_on(kube_cluster, "wants-cpu")] == "cpu"
+    # The simulated pools are tainted: a pod that is not kubeinfer's lands on the real node and really runs.
+    assert running_on(kube_cluster, "plain") == kube_cluster.node_name
+    plain = kube_cluster.get_json("pod", "plain", "-n", NAMESPACE)
+    assert plain["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
 
 
-def test_gpu_pod_without_toleration_stays_unschedulable(kube_cluster: Cluster, crds: list[str]) -> None:
+def test_gpu_pod_without_toleration_stays_unschedulable(kube_cluster: KindCluster, crds: list[str]) -> None:
     create(kube_cluster, pod("gpu-no-toleration", gpus=1))
 
     def unschedulable() -> str | None:
@@ -228,7 +248,7 @@ def test_gpu_pod_without_toleration_stays_unschedulable(kube_cluster: Cluster, c
     assert "nvidia.com/gpu" in message, message
 
 
-def test_node_pools_have_the_documented_shape(kube_cluster: Cluster) -> None:
+def test_node_pools_have_the_documented_shape(kube_cluster: KindCluster) -> None:
     for name, node in nodes(kube_cluster).items():
         annotations = node["metadata"].get("annotations", {})
         capacity, taints = node["status"]["capacity"], node["spec"].get("taints", [])
@@ -236,18 +256,21 @@ def test_node_pools_have_the_documented_shape(kube_cluster: Cluster) -> None:
         if pool == "cpu":
             assert annotations.get("kwok.x-k8s.io/node") == "fake"
             assert (capacity["cpu"], capacity["memory"], capacity["pods"]) == ("16", "64Gi", "110")
-            assert taints == []
+            pool_taint = [("kubeinfer.dev/pool", "cpu", "NoSchedule")]
+            assert [(t["key"], t["value"], t["effect"]) for t in taints] == pool_taint
         elif pool == "gpu":
             assert annotations.get("kwok.x-k8s.io/node") == "fake"
             assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
             assert node["status"]["allocatable"]["nvidia.com/gpu"] == "8"
             assert [(t["key"], t["value"], t["effect"]) for t in taints] == [
-                ("nvidia.com/gpu", "present", "NoSchedule")
+                ("kubeinfer.dev/pool", "gpu", "NoSchedule"),
+                ("nvidia.com/gpu", "present", "NoSchedule"),
             ]
         else:
-            assert (name, pool) == ("local-exec", "local")
-            # Left to the kubelet stand-in: kwok must neither heartbeat it nor fake its pods.
+            # The real node: kind's kubelet on containerd; kwok must neither heartbeat it nor fake its pods.
+            assert (name, pool) == (kube_cluster.node_name, "local")
             assert "kwok.x-k8s.io/node" not in annotations
+            assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
         conditions = {c["type"]: c["status"] for c in node["status"].get("conditions", [])}
         if pool in ("cpu", "gpu"):
             assert conditions.get("Ready") == "True", (name, conditions)

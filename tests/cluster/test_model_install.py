@@ -1,10 +1,9 @@
-"""ModelInstall on the real control plane: install Jobs and model servers executed by the kubelet stand-in.
+"""ModelInstall on the kind cluster: install Jobs and model servers run as containers on the kind node.
 
-The operator runs under exactly `kubeinfer.operator.rbac`'s rules. Downloads come from a loopback
-Hugging Face Hub (testbed/hub.py) that pods reach on the stand-in's bridge address;
-nothing leaves the machine. The one mock: an OOM kill. The stand-in has no memory cgroups, so the
-`kubeinfer.dev/simulate-oom` pod annotation makes it SIGKILL the server and report `OOMKilled`, which is
-what a kubelet reports when a container exceeds its memory limit.
+The operator runs on this machine under exactly `kubeinfer.operator.rbac`'s rules. Downloads come from a local
+Hugging Face Hub (testbed/hub.py, the one stand-in: the Hub itself) that listens on this machine's address on the
+nodes' container network, where the pods reach it; nothing leaves the machine. The real OOM fallback (a server
+over its memory limit, killed by the kernel) is tests/cluster/kind/test_kind_oom.py.
 """
 
 from __future__ import annotations
@@ -20,11 +19,9 @@ import pytest
 import yaml
 from openai import OpenAI
 
-from hack.kubelet_standin.network import HOST_IP
-from kubeinfer.settings import Settings
-from testbed.controlplane import Cluster
 from testbed.gateway_process import KEY, GatewayProcess
 from testbed.hub import FILENAME, REPO, SHA256, Behaviour, HubServer, Repo
+from testbed.kind import KindCluster
 from testbed.namespace_env import GATEWAY_SA, namespace_env, service_account_kubeconfig
 from testbed.wait import wait_for
 
@@ -34,41 +31,40 @@ NAMESPACE = "kubeinfer-install-test"
 
 
 @pytest.fixture(scope="module")
-def pod_hub(smollm2_gguf: Path) -> Iterator[HubServer]:
-    """The loopback Hub, reachable from pods at the bridge's host address."""
+def pod_hub(kube_cluster: KindCluster, smollm2_gguf: Path) -> Iterator[HubServer]:
+    """The local Hub, listening on this machine's address on the nodes' network, where pods reach it."""
     repos = {REPO: Repo({FILENAME: smollm2_gguf}, sha256={FILENAME: SHA256})}
-    with HubServer(repos, host="0.0.0.0", advertise=HOST_IP).running() as server:  # noqa: S104
+    address = kube_cluster.host_address
+    with HubServer(repos, host=address, advertise=address).running() as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def install_operator(
-    kube_cluster: Cluster,
-    local_node: object,
-    settings: Settings,
-    smollm2_gguf: Path,
+    kube_cluster: KindCluster,
+    cluster_models_root: Path,
     pod_hub: HubServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Path]:
-    """The namespace's operator, downloading from the pods' loopback Hub; its log file."""
+    """The namespace's operator, downloading from the pods' local Hub; its log file."""
     workdir = tmp_path_factory.mktemp("install-operator")
     hub_env = {"KUBEINFER_OPERATOR__HF_ENDPOINT": pod_hub.endpoint}
-    with namespace_env(kube_cluster, NAMESPACE, settings.models_root, workdir, operator_env=hub_env) as env:
+    with namespace_env(kube_cluster, NAMESPACE, cluster_models_root, workdir, operator_env=hub_env) as env:
         assert env.operator is not None
         yield env.operator.log
 
 
-def apply(cluster: Cluster, name: str, spec: dict[str, Any]) -> None:
+def apply(cluster: KindCluster, name: str, spec: dict[str, Any]) -> None:
     body = {"apiVersion": "kubeinfer.dev/v1alpha1", "kind": "ModelInstall", "metadata": {"name": name}, "spec": spec}
     cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=yaml.safe_dump(body))
 
 
-def get(cluster: Cluster, name: str) -> dict[str, Any]:
+def get(cluster: KindCluster, name: str) -> dict[str, Any]:
     result: dict[str, Any] = cluster.get_json("modelinstall", name, "-n", NAMESPACE)
     return result
 
 
-def phase_is(cluster: Cluster, name: str, *phases: str) -> Callable[[], dict[str, Any] | None]:
+def phase_is(cluster: KindCluster, name: str, *phases: str) -> Callable[[], dict[str, Any] | None]:
     def check() -> dict[str, Any] | None:
         body = get(cluster, name)
         return body if (body.get("status") or {}).get("phase") in phases else None
@@ -76,12 +72,12 @@ def phase_is(cluster: Cluster, name: str, *phases: str) -> Callable[[], dict[str
     return check
 
 
-def events(cluster: Cluster, name: str) -> list[str]:
+def events(cluster: KindCluster, name: str) -> list[str]:
     items = cluster.get_json("events", "-n", NAMESPACE, "--field-selector", f"involvedObject.name={name}")["items"]
     return [f"{e['reason']}: {e['message']}" for e in items]
 
 
-def delete(cluster: Cluster, name: str) -> None:
+def delete(cluster: KindCluster, name: str) -> None:
     cluster.kubectl("delete", "modelinstall", name, "-n", NAMESPACE, "--wait=true", "--timeout=180s", check=False)
 
 
@@ -90,14 +86,14 @@ def hf_source() -> dict[str, Any]:
 
 
 def test_installed_model_is_served_and_listed_by_the_gateway(
-    kube_cluster: Cluster, install_operator: Path, settings: Settings, tmp_path: Path
+    kube_cluster: KindCluster, install_operator: Path, cluster_models_root: Path, tmp_path: Path
 ) -> None:
     spec = {
         "model": "smollm2-135m",
         "source": {"pypi": "smollm2-135m"},
         "quantization": "Q4_1",
         "quantize": ["Q8_0"],
-        "serving": {"pool": "cpu", "ctxSize": 1024, "parallel": 1, "threads": 1},
+        "serving": {"pool": "cpu", "ctxSize": 1024, "parallel": 1, "threads": 1, "resources": {"cpu": "200m"}},
     }
     apply(kube_cluster, "smollm2", spec)
     try:
@@ -123,7 +119,9 @@ def test_installed_model_is_served_and_listed_by_the_gateway(
         assert reply.choices[0].message.content
 
         pods = kube_cluster.get_json("pods", "-n", NAMESPACE, "-l", "kubeinfer.dev/model-install=smollm2")["items"]
-        assert {p["spec"]["nodeName"] for p in pods} == {"local-exec"}
+        assert {p["spec"]["nodeName"] for p in pods} == {kube_cluster.node_name}
+        for pod in pods:
+            assert pod["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
         printed = kube_cluster.kubectl("get", "mi", "smollm2", "-n", NAMESPACE).stdout
         assert "Ready" in printed
         assert "Q8_0" in printed
@@ -155,7 +153,7 @@ def test_installed_model_is_served_and_listed_by_the_gateway(
 
 
 def test_cut_download_resumes_and_a_second_install_fetches_nothing(
-    kube_cluster: Cluster, install_operator: Path, pod_hub: HubServer, smollm2_gguf: Path, settings: Settings
+    kube_cluster: KindCluster, install_operator: Path, pod_hub: HubServer, smollm2_gguf: Path, cluster_models_root: Path
 ) -> None:
     """The first pod's transfer is cut; the Job's next pod asks only for the missing bytes."""
     size = smollm2_gguf.stat().st_size
@@ -180,11 +178,11 @@ def test_cut_download_resumes_and_a_second_install_fetches_nothing(
     finally:
         delete(kube_cluster, "hf-first")
         delete(kube_cluster, "hf-second")
-        _remove_model(settings, "mi-hf-resume")
+        _remove_model(cluster_models_root, "mi-hf-resume")
 
 
 def test_corrupted_file_fails_the_checksum_with_a_clear_condition(
-    kube_cluster: Cluster, install_operator: Path, pod_hub: HubServer, settings: Settings
+    kube_cluster: KindCluster, install_operator: Path, pod_hub: HubServer, cluster_models_root: Path
 ) -> None:
     pod_hub.reset()
     url = f"{pod_hub.endpoint}/{REPO}/resolve/main/{FILENAME}"
@@ -196,18 +194,18 @@ def test_corrupted_file_fails_the_checksum_with_a_clear_condition(
         assert conditions["Installed"]["status"] == "False"
         assert conditions["Installed"]["reason"] == "ChecksumMismatch"
         assert f"expected sha256 {'0' * 64}, got {SHA256}" in conditions["Installed"]["message"]
-        assert not list((settings.models_root / "mi-bad-sum").glob("*.gguf*"))
+        assert not list((cluster_models_root / "mi-bad-sum").glob("*.gguf*"))
         assert any(e.startswith("ChecksumMismatch:") for e in events(kube_cluster, "bad-sum"))
     finally:
         delete(kube_cluster, "bad-sum")
-        _remove_model(settings, "mi-bad-sum")
+        _remove_model(cluster_models_root, "mi-bad-sum")
 
 
 def test_deleting_mid_download_cancels_it_and_removes_partial_files(
-    kube_cluster: Cluster, install_operator: Path, pod_hub: HubServer, settings: Settings, smollm2_gguf: Path
+    kube_cluster: KindCluster, install_operator: Path, pod_hub: HubServer, cluster_models_root: Path, smollm2_gguf: Path
 ) -> None:
     pod_hub.reset(Behaviour(bytes_per_second=1_000_000))
-    model_dir = settings.models_root / "mi-cancel"
+    model_dir = cluster_models_root / "mi-cancel"
     spec = {"model": "mi-cancel", "source": hf_source(), "quantization": "Q4_1"}
     try:
         apply(kube_cluster, "cancel-me", spec)
@@ -232,46 +230,11 @@ def test_deleting_mid_download_cancels_it_and_removes_partial_files(
     finally:
         pod_hub.reset()
         delete(kube_cluster, "cancel-me")
-        _remove_model(settings, "mi-cancel")
-
-
-def test_oom_killed_server_falls_back_to_smaller_quantizations_until_none_is_left(
-    kube_cluster: Cluster, install_operator: Path
-) -> None:
-    spec = {
-        "model": "smollm2-135m",
-        "source": {"pypi": "smollm2-135m"},
-        "quantization": "Q4_1",
-        "quantize": ["Q8_0", "Q4_K_M"],
-        "serving": {
-            "pool": "cpu",
-            "ctxSize": 512,
-            "parallel": 1,
-            "threads": 1,
-            "podAnnotations": {"kubeinfer.dev/simulate-oom": "1"},
-        },
-    }
-    apply(kube_cluster, "oom", spec)
-    try:
-        body = wait_for(phase_is(kube_cluster, "oom", "Failed"), timeout=420, what="oom Failed")
-        serving = body["status"]["serving"]
-        steps = [(f["fromQuantization"], f.get("toQuantization")) for f in serving["fallbacks"]]
-        assert steps == [("Q8_0", "Q4_K_M"), ("Q4_K_M", "Q4_1"), ("Q4_1", None)]
-        assert all(f["reason"] == "OOMKilled" for f in serving["fallbacks"])
-        conditions = {c["type"]: c for c in body["status"]["conditions"]}
-        assert conditions["Serving"]["reason"] == "NoSmallerQuantization"
-        assert "no smaller quantization is left" in conditions["Serving"]["message"]
-        deployment = kube_cluster.get_json("deployment", "oom-server", "-n", NAMESPACE)
-        assert deployment["spec"]["replicas"] == 0
-        seen = events(kube_cluster, "oom")
-        assert sum(e.startswith("OOMFallback:") for e in seen) == 2
-        assert any(e.startswith("NoSmallerQuantization:") for e in seen)
-    finally:
-        delete(kube_cluster, "oom")
+        _remove_model(cluster_models_root, "mi-cancel")
 
 
 def test_a_server_whose_pool_has_no_nodes_says_it_cannot_be_scheduled(
-    kube_cluster: Cluster, install_operator: Path, pod_hub: HubServer, settings: Settings
+    kube_cluster: KindCluster, install_operator: Path, pod_hub: HubServer, cluster_models_root: Path
 ) -> None:
     """The install runs; the server's pool has no node, so the scheduler's words reach the condition."""
     pod_hub.reset()
@@ -304,7 +267,7 @@ def test_a_server_whose_pool_has_no_nodes_says_it_cannot_be_scheduled(
         assert any(e.startswith("Unschedulable: Pod nowhere-server-") for e in events(kube_cluster, "nowhere"))
     finally:
         delete(kube_cluster, "nowhere")
-        _remove_model(settings, "mi-nowhere")
+        _remove_model(cluster_models_root, "mi-nowhere")
 
 
 @pytest.mark.parametrize(
@@ -326,7 +289,7 @@ def test_a_server_whose_pool_has_no_nodes_says_it_cannot_be_scheduled(
     ],
 )
 def test_api_server_rejects_invalid_model_installs(
-    kube_cluster: Cluster, install_operator: Path, spec: dict[str, Any], message: str
+    kube_cluster: KindCluster, install_operator: Path, spec: dict[str, Any], message: str
 ) -> None:
     body = {"apiVersion": "kubeinfer.dev/v1alpha1", "kind": "ModelInstall", "metadata": {"name": "bad"}, "spec": spec}
     proc = kube_cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(body), check=False)
@@ -334,21 +297,28 @@ def test_api_server_rejects_invalid_model_installs(
     assert message in proc.stderr
 
 
-def _remove_model(settings: Settings, model: str) -> None:
-    root = settings.models_root / model
+def _remove_model(models_root: Path, model: str) -> None:
+    root = models_root / model
     if root.is_dir():
         for item in root.iterdir():
             item.unlink()
         root.rmdir()
 
 
-def test_idle_model_scales_to_zero_and_back_up_on_demand(kube_cluster: Cluster, install_operator: Path) -> None:
+def test_idle_model_scales_to_zero_and_back_up_on_demand(kube_cluster: KindCluster, install_operator: Path) -> None:
     """A running BatchJob renews the `kubeinfer.dev/last-demand` annotation; here the test writes it the same way."""
     spec = {
         "model": "smollm2-135m",
         "source": {"pypi": "smollm2-135m"},
         "quantization": "Q4_1",
-        "serving": {"pool": "cpu", "ctxSize": 512, "parallel": 1, "threads": 1, "idleSeconds": 10},
+        "serving": {
+            "pool": "cpu",
+            "ctxSize": 512,
+            "parallel": 1,
+            "threads": 1,
+            "idleSeconds": 10,
+            "resources": {"cpu": "200m"},
+        },
     }
     apply(kube_cluster, "idler", spec)
     try:

@@ -1,9 +1,9 @@
-"""The operator on the real control plane: BenchmarkMatrix reconciled end to end through the kubelet stand-in.
+"""The operator on the kind cluster: BenchmarkMatrix reconciled end to end, its pods run as containers.
 
-The operator runs as a subprocess under a ServiceAccount bound to exactly `kubeinfer.operator.rbac`'s rules,
-so a missing permission fails these tests. Model servers and runner Jobs execute for real on the
-`local-exec` node through the kubelet stand-in (the one part that stands in for a kubelet and a container
-runtime); the other nodes are kwok's simulated CPU and GPU pools.
+The operator runs as a process of this machine under a ServiceAccount bound to exactly
+`kubeinfer.operator.rbac`'s rules, so a missing permission fails these tests. Model servers and runner Jobs run
+as containers of the kubeinfer and llama-server images on the kind node (the tests' `cpu` pool); the GPU pool
+and the `tiny` pool of the preflight test are kwok's simulated nodes, where nothing runs.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubeinfer.settings import Settings
-from testbed.controlplane import REPO_ROOT, Cluster
+from testbed.kind import REPO_ROOT, KindCluster
 from testbed.namespace_env import NamespaceEnv, namespace_env
 from testbed.operator_process import OperatorProcess
 from tests.conftest import E2E_MATRIX, matrix_verdicts
@@ -32,15 +31,13 @@ NAMESPACE = "kubeinfer-operator-test"
 
 @pytest.fixture(scope="module")
 def operator_namespace(
-    kube_cluster: Cluster,
-    local_node: object,
-    settings: Settings,
-    smollm2_gguf: Path,
+    kube_cluster: KindCluster,
+    cluster_models_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[NamespaceEnv]:
     """The prepared namespace; each test runs its own operator."""
     with namespace_env(
-        kube_cluster, NAMESPACE, settings.models_root, tmp_path_factory.mktemp("operator"), operator=False
+        kube_cluster, NAMESPACE, cluster_models_root, tmp_path_factory.mktemp("operator"), operator=False
     ) as env:
         yield env
 
@@ -55,18 +52,21 @@ def operator(operator_namespace: NamespaceEnv, tmp_path: Path) -> Iterator[list[
 
 
 def matrix_manifest(name: str, **spec_changes: Any) -> str:
+    """tests/engine/matrix.yaml with one thread per server: a cell's CPU request is its thread count, and a kind
+    node on 2 cores has about one CPU left next to its control plane (the statuses do not depend on it)."""
     data = yaml.safe_load(E2E_MATRIX.read_text())
     data["metadata"]["name"] = name
+    data["spec"]["engine"]["threads"] = 1
     data["spec"].update(spec_changes)
     return yaml.safe_dump(data)
 
 
-def get_matrix(cluster: Cluster, name: str) -> dict[str, Any]:
+def get_matrix(cluster: KindCluster, name: str) -> dict[str, Any]:
     return cluster.get_json("benchmarkmatrix", name, "-n", NAMESPACE)  # type: ignore[no-any-return]
 
 
 def wait_matrix(
-    cluster: Cluster, name: str, done: Any, timeout: float, operator: list[OperatorProcess]
+    cluster: KindCluster, name: str, done: Any, timeout: float, operator: list[OperatorProcess]
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,16 +84,16 @@ def statuses(results: list[dict[str, Any]]) -> dict[str, tuple[str, str | None]]
     return {f"{r['model']}/{r['quantization']}": (r["status"], r.get("rule")) for r in results}
 
 
-def bench_report(cluster: Cluster, name: str, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
+def bench_report(cluster: KindCluster, name: str, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`kubeinfer bench report` as a user runs it, with the cluster's admin kubeconfig."""
     cmd = [sys.executable, "-m", "kubeinfer.cli.main", "bench", "report", name, "-n", namespace]
     cmd += ["--kubeconfig", str(cluster.kubeconfig), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
-def check_bench_report(cluster: Cluster, status: dict[str, Any], out: Path) -> None:
+def check_bench_report(cluster: KindCluster, status: dict[str, Any], out: Path) -> None:
     """The files `bench report` writes carry the cells, best and memory figures of the matrix's status."""
-    fetched = bench_report(cluster, "e2e", NAMESPACE, "--output", str(out / "all"))
+    fetched = bench_report(cluster, "e2e", NAMESPACE, "--out-dir", str(out / "all"))
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
     assert {p.name for p in (out / "all").iterdir()} == {"report.json", "report.csv", "report.html"}
     report = json.loads((out / "all" / "report.json").read_text())
@@ -108,13 +108,13 @@ def check_bench_report(cluster: Cluster, status: dict[str, Any], out: Path) -> N
     assert status["best"] in (out / "all" / "report.html").read_text()
     assert f"overall best: {status['best']}" in fetched.stdout
     assert f"configmap/e2e-report in namespace {NAMESPACE}" in fetched.stdout
-    only_csv = bench_report(cluster, "e2e", NAMESPACE, "--output", str(out / "csv"), "--format", "csv")
+    only_csv = bench_report(cluster, "e2e", NAMESPACE, "--out-dir", str(out / "csv"), "--format", "csv")
     assert only_csv.returncode == 0, only_csv.stderr
     assert [p.name for p in (out / "csv").iterdir()] == ["report.csv"]
 
 
 def test_quickstart_matrix_completes_with_the_same_results_as_a_local_run(
-    kube_cluster: Cluster, operator: list[OperatorProcess], local_matrix_run: Path, tmp_path: Path
+    kube_cluster: KindCluster, operator: list[OperatorProcess], local_matrix_run: Path, tmp_path: Path
 ) -> None:
     kube_cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=matrix_manifest("e2e"))
     body = wait_matrix(kube_cluster, "e2e", lambda s: s.get("phase") in ("Completed", "Failed"), 1800, operator)
@@ -147,7 +147,7 @@ def test_quickstart_matrix_completes_with_the_same_results_as_a_local_run(
 
 
 def test_operator_killed_mid_matrix_resumes_and_runs_each_cell_once(
-    kube_cluster: Cluster, operator: list[OperatorProcess], operator_namespace: NamespaceEnv, tmp_path: Path
+    kube_cluster: KindCluster, operator: list[OperatorProcess], operator_namespace: NamespaceEnv, tmp_path: Path
 ) -> None:
     kube_cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=matrix_manifest("restart"))
     wait_matrix(kube_cluster, "restart", lambda s: s.get("cellsDone", 0) >= 1, 1200, operator)
@@ -165,7 +165,7 @@ def test_operator_killed_mid_matrix_resumes_and_runs_each_cell_once(
 
 
 def test_cell_above_the_pool_memory_is_skipped_by_preflight(
-    kube_cluster: Cluster, operator: list[OperatorProcess]
+    kube_cluster: KindCluster, operator: list[OperatorProcess]
 ) -> None:
     tiny = {
         "apiVersion": "v1",
@@ -175,6 +175,7 @@ def test_cell_above_the_pool_memory_is_skipped_by_preflight(
             "labels": {"kubeinfer.dev/pool": "tiny", "type": "kwok"},
             "annotations": {"kwok.x-k8s.io/node": "fake"},
         },
+        "spec": {"taints": [{"key": "kubeinfer.dev/pool", "value": "tiny", "effect": "NoSchedule"}]},
         "status": {
             "allocatable": {"cpu": "2", "memory": "64Mi", "pods": "10"},
             "capacity": {"cpu": "2", "memory": "64Mi", "pods": "10"},
@@ -182,7 +183,10 @@ def test_cell_above_the_pool_memory_is_skipped_by_preflight(
     }
     kube_cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(tiny))
     kube_cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=matrix_manifest("tiny", placement={"pool": "tiny"}))
-    body = wait_matrix(kube_cluster, "tiny", lambda s: s.get("phase") == "Completed", 900, operator)
+    try:
+        body = wait_matrix(kube_cluster, "tiny", lambda s: s.get("phase") == "Completed", 900, operator)
+    finally:
+        kube_cluster.kubectl("delete", "node", "tiny-0", "--wait=false", check=False)
     cells = body["status"]["cells"]
     assert {c["status"] for c in cells} == {"skipped"}
     assert {c["rule"] for c in cells} == {"preflight_memory"}
@@ -190,7 +194,7 @@ def test_cell_above_the_pool_memory_is_skipped_by_preflight(
 
 
 def test_gpu_cells_bind_to_the_gpu_pool_and_deleting_the_matrix_removes_its_children(
-    kube_cluster: Cluster, operator: list[OperatorProcess]
+    kube_cluster: KindCluster, operator: list[OperatorProcess]
 ) -> None:
     """The GPU pool is simulated by kwok: the real scheduler binds the server there; it never serves."""
     kube_cluster.kubectl(
@@ -222,7 +226,7 @@ REPORT_NAMESPACE = "kubeinfer-report-test"
 
 
 @pytest.fixture(scope="module")
-def report_namespace(kube_cluster: Cluster) -> str:
+def report_namespace(kube_cluster: KindCluster) -> str:
     """A namespace no operator watches: matrices there keep the status a test gives them."""
     kube_cluster.kubectl("create", "namespace", REPORT_NAMESPACE, check=False)
     kube_cluster.kubectl("apply", "-f", str(REPO_ROOT / "crds"))
@@ -230,14 +234,14 @@ def report_namespace(kube_cluster: Cluster) -> str:
     return REPORT_NAMESPACE
 
 
-def set_status(cluster: Cluster, name: str, status: dict[str, Any]) -> None:
+def set_status(cluster: KindCluster, name: str, status: dict[str, Any]) -> None:
     patch = json.dumps({"status": status})
     cluster.kubectl(
         "patch", "benchmarkmatrix", name, "-n", REPORT_NAMESPACE, "--subresource=status", "--type=merge", "-p", patch
     )
 
 
-def put_report(cluster: Cluster, name: str, report: dict[str, Any] | None) -> None:
+def put_report(cluster: KindCluster, name: str, report: dict[str, Any] | None) -> None:
     """Create or replace ConfigMap `name` with `report` as its report.json (None: text that is not JSON)."""
     config_map = {
         "apiVersion": "v1",
@@ -249,26 +253,26 @@ def put_report(cluster: Cluster, name: str, report: dict[str, Any] | None) -> No
 
 
 def test_bench_report_refuses_unknown_unfinished_and_reportless_matrices(
-    kube_cluster: Cluster, report_namespace: str, tmp_path: Path
+    kube_cluster: KindCluster, report_namespace: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    unknown = bench_report(kube_cluster, "nope", report_namespace, "-o", str(out))
+    unknown = bench_report(kube_cluster, "nope", report_namespace, "--out-dir", str(out))
     assert unknown.returncode == 1
     assert f"BenchmarkMatrix nope in namespace {report_namespace} not found" in unknown.stderr
 
     kube_cluster.kubectl("apply", "-n", report_namespace, "-f", "-", stdin=matrix_manifest("half"))
     set_status(kube_cluster, "half", {"phase": "Running", "cellsDone": 1, "cellsTotal": 3})
-    running = bench_report(kube_cluster, "half", report_namespace, "-o", str(out))
+    running = bench_report(kube_cluster, "half", report_namespace, "--out-dir", str(out))
     assert running.returncode == 1
     assert f"half in namespace {report_namespace} is not finished (phase Running, 1/3 cells done)" in running.stderr
 
     set_status(kube_cluster, "half", {"phase": "Completed", "cellsDone": 3, "report": "configmap/half-report"})
-    missing = bench_report(kube_cluster, "half", report_namespace, "-o", str(out))
+    missing = bench_report(kube_cluster, "half", report_namespace, "--out-dir", str(out))
     assert missing.returncode == 1
     assert "is Completed but its report ConfigMap half-report is missing" in missing.stderr
 
     put_report(kube_cluster, "half-report", None)
-    broken = bench_report(kube_cluster, "half", report_namespace, "-o", str(out))
+    broken = bench_report(kube_cluster, "half", report_namespace, "--out-dir", str(out))
     assert broken.returncode == 1
     assert "ConfigMap half-report: report.json is not JSON" in broken.stderr
 
@@ -282,7 +286,7 @@ def test_bench_report_refuses_unknown_unfinished_and_reportless_matrices(
     ]
     for report, message in cases:
         put_report(kube_cluster, "half-report", report)
-        invalid = bench_report(kube_cluster, "half", report_namespace, "-o", str(out))
+        invalid = bench_report(kube_cluster, "half", report_namespace, "--out-dir", str(out))
         assert invalid.returncode == 1
         assert message in invalid.stderr
     assert not out.exists()
@@ -291,10 +295,10 @@ def test_bench_report_refuses_unknown_unfinished_and_reportless_matrices(
     put_report(kube_cluster, "half-report", {"metadata": {"name": "half"}, "results": [skipped]})
     a_file = tmp_path / "a-file"
     a_file.write_text("")
-    unwritable = bench_report(kube_cluster, "half", report_namespace, "-o", str(a_file))
+    unwritable = bench_report(kube_cluster, "half", report_namespace, "--out-dir", str(a_file))
     assert unwritable.returncode == 1
     assert f"cannot write the report to {a_file}" in unwritable.stderr
-    written = bench_report(kube_cluster, "half", report_namespace, "-o", str(out), "--format", "json")
+    written = bench_report(kube_cluster, "half", report_namespace, "--out-dir", str(out), "--format", "json")
     assert written.returncode == 0, written.stderr
     assert [p.name for p in out.iterdir()] == ["report.json"]
     assert json.loads((out / "report.json").read_text())["results"][0]["reason"] == "why"

@@ -1,9 +1,9 @@
-"""`kubeinfer workers` / `kubeinfer batches` and the console's logs page on a real control plane.
+"""`kubeinfer workers` / `kubeinfer batch` and the console's logs page on the kind cluster.
 
-A ModelInstall served by one replica runs on the kubelet stand-in node; the operator runs BatchJobs; the
-cluster-mode gateway runs as its own ServiceAccount (exactly GATEWAY_RULES). Every read and action goes
-through the API server: pod status, progress ConfigMaps, `pods/log` (served by the stand-in's kubelet
-log endpoint), pod deletion, BatchJob patches. The CLI runs in-process with the admin kubeconfig.
+A ModelInstall served by one replica runs as a container on the kind node; the operator (a process of this
+machine) runs BatchJobs; the cluster-mode gateway runs as its own ServiceAccount (exactly GATEWAY_RULES). Every
+read and action goes through the API server: pod status, progress ConfigMaps, `pods/log` (the kubelet's),
+pod deletion, BatchJob patches. The CLI runs in-process with the admin kubeconfig.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from typer.testing import CliRunner
 from kubeinfer.cli.app import app as cli
 from kubeinfer.cluster.workers import ClusterWorkers
 from kubeinfer.kube.client import api_client
-from kubeinfer.settings import Settings
 from testbed.batch_env import INSTALL, MODEL, NAMESPACE, Env, batch_env, install_ready
 from testbed.browser import signed_in_page
-from testbed.controlplane import Cluster
 from testbed.gateway_process import KEY
+from testbed.kind import KindCluster
 from testbed.wait import wait_for
 
 pytestmark = pytest.mark.timeout(1800)
@@ -36,13 +35,13 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def env(
-    kube_cluster: Cluster,
-    local_node: object,
-    settings: Settings,
-    smollm2_gguf: Path,
+    kube_cluster: KindCluster,
+    cluster_models_root: Path,
+    batch_data_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Env]:
-    with batch_env(kube_cluster, settings.models_root, tmp_path_factory.mktemp("ops-cluster"), replicas=1) as value:
+    workdir = tmp_path_factory.mktemp("ops-cluster")
+    with batch_env(kube_cluster, cluster_models_root, workdir, batch_data_dir, replicas=1) as value:
         yield value
 
 
@@ -52,13 +51,13 @@ def cli_run(env: Env, *args: str, namespace: str = NAMESPACE) -> Any:
 
 
 def cli_json(env: Env, *args: str) -> Any:
-    result = cli_run(env, *args, "--output", "json")
+    result = cli_run(env, *args, "-o", "json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
 
 def servers(env: Env) -> list[dict[str, Any]]:
-    return [w for w in cli_json(env, "workers", "status") if w["kind"] == "server"]
+    return [w for w in cli_json(env, "workers", "list") if w["kind"] == "server"]
 
 
 def chat(endpoint: str) -> None:
@@ -74,7 +73,7 @@ def test_status_lists_the_server_pod_ready(env: Env) -> None:
     assert server["last_heartbeat"] is not None
     assert server["memory_bytes"] is not None  # the pod's memory supervisor, read through the pod proxy
     assert server["memory_bytes"] > 20 * 2**20
-    table = cli_run(env, "workers", "status")
+    table = cli_run(env, "workers", "list")
     assert table.exit_code == 0
     assert server["name"] in table.stdout
 
@@ -117,7 +116,7 @@ def test_batches_and_their_workers_are_listed_shown_and_cancelled(env: Env, tmp_
     batch_id = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h").id
 
     def progressing() -> list[dict[str, Any]] | None:
-        workers = [w for w in cli_json(env, "workers", "status") if w["kind"] == "worker"]
+        workers = [w for w in cli_json(env, "workers", "list") if w["kind"] == "worker"]
         busy = [w for w in workers if w["batch_id"] == batch_id and (w["done"] or 0) >= 1]
         return busy or None
 
@@ -129,16 +128,16 @@ def test_batches_and_their_workers_are_listed_shown_and_cancelled(env: Env, tmp_
     worker_log = cli_run(env, "workers", "logs", busy[0]["name"])
     assert worker_log.exit_code == 0, worker_log.output
 
-    listed = cli_json(env, "batches", "list")
+    listed = cli_json(env, "batch", "list")
     assert batch_id in [b["id"] for b in listed]
-    shown = cli_json(env, "batches", "show", batch_id)
+    shown = cli_json(env, "batch", "get", batch_id)
     assert shown["spec"]["inputFileId"] == file.id
-    assert cli_run(env, "batches", "show", batch_id).exit_code == 0
-    cancelled = cli_json(env, "batches", "cancel", batch_id)
+    assert cli_run(env, "batch", "get", batch_id).exit_code == 0
+    cancelled = cli_json(env, "batch", "cancel", batch_id)
     assert cancelled["status"] == "cancelling"
-    assert cli_json(env, "batches", "show", batch_id)["spec"]["cancel"] is True
+    assert cli_json(env, "batch", "get", batch_id)["spec"]["cancel"] is True
     wait_for(
-        lambda: (cli_json(env, "batches", "show", batch_id).get("status") or {}).get("status") == "cancelled",
+        lambda: (cli_json(env, "batch", "get", batch_id).get("status") or {}).get("status") == "cancelled",
         timeout=300,
         interval=2,
         what="batch cancelled",
@@ -202,10 +201,10 @@ def test_unknown_names_ids_and_namespaces_are_clear_errors(env: Env) -> None:
         result = cli_run(env, *args)
         assert result.exit_code == 1
         assert f"no pod named no-such-pod in namespace {NAMESPACE}" in result.output
-    for args in (["batches", "show", "batch_nope"], ["batches", "cancel", "batch_nope"]):
+    for args in (["batch", "get", "batch-nope"], ["batch", "cancel", "batch-nope"]):
         result = cli_run(env, *args)
         assert result.exit_code == 1
-        assert f"no batch batch_nope in namespace {NAMESPACE}" in result.output
-    missing = cli_run(env, "workers", "status", namespace="no-such-namespace")
+        assert f"no batch batch-nope in namespace {NAMESPACE}" in result.output
+    missing = cli_run(env, "workers", "list", namespace="no-such-namespace")
     assert missing.exit_code == 1
     assert "namespace no-such-namespace does not exist" in missing.output

@@ -1,17 +1,18 @@
 """Resources whose pods cannot start say why (the `PodsStarted` condition and a Warning Event) and carry on.
 
-On the real control plane: the API server's ServiceAccount admission, the Job controller, the PV binder and
-the scheduler are real, so the causes are the ones a user meets. The pods land on kwok's simulated CPU nodes
-(the operator's `cpu` pool is not aliased to the local-exec node here), which mark them running and end a
-Job's pods as succeeded without running a container: enough to tell "cannot be created or scheduled" from
-"started", not to run the work. An image that is not present needs a real kubelet (tests/cluster/kind);
-the classifier's unit tests cover its status shape. The unschedulable model server is in test_model_install.py.
+On the kind cluster: the API server's ServiceAccount admission, the Job controller, the PV binder and the
+scheduler are real, so the causes are the ones a user meets. The pods land on kwok's simulated CPU nodes (the
+operator's `cpu` pool is not aliased to the real node here), which mark them running and end a Job's pods as
+succeeded without running a container: enough to tell "cannot be created or scheduled" from "started", not to
+run the work. The missing image is tried on the real node, whose kubelet fails to pull it; the classifier's
+unit tests cover its status shape. The unschedulable model server is in test_model_install.py.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +22,46 @@ import yaml
 from kubeinfer.kube.pod_start import PODS_STARTED
 from kubeinfer.operator.rbac import runner_objects
 from kubeinfer.settings import OperatorSettings
-from testbed.controlplane import REPO_ROOT, Cluster
+from testbed.kind import REPO_ROOT, KindCluster
 from testbed.namespace_env import NamespaceEnv, data_volume, namespace_env
 from testbed.wait import wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
-#: The `cpu` pool is kwok's simulated nodes, not the local-exec node (no kubelet stand-in is needed).
+#: The `cpu` pool is kwok's simulated nodes here, not the real node.
 KWOK_POOLS = {"KUBEINFER_OPERATOR__POOL_ALIASES": "{}"}
 RUNNER_SA = OperatorSettings().runner_service_account
 DATA_CLAIM = OperatorSettings().batch_data_claim
 
 
-@pytest.fixture
-def env(kube_cluster: Cluster, tmp_path: Path) -> Iterator[NamespaceEnv]:
+#: An image no node has and no registry serves: the kubelet's pull goes to the node's own loopback and fails.
+MISSING_IMAGE = "localhost:1/kubeinfer/not-loaded:0"
+
+
+@contextmanager
+def operator_namespace(
+    cluster: KindCluster, models_root: Path, workdir: Path, operator_env: dict[str, str]
+) -> Iterator[NamespaceEnv]:
     """A fresh namespace with the operator running in it; its BatchJobs are deleted first, then the namespace."""
     namespace = f"nostart-{uuid.uuid4().hex[:6]}"
     try:
         with namespace_env(
-            kube_cluster,
+            cluster,
             namespace,
-            tmp_path / "models",
-            tmp_path / "work",
-            operator_env=KWOK_POOLS,
+            models_root,
+            workdir,
+            operator_env=operator_env,
             clean_up=("batchjobs", "benchmarkmatrices"),
         ) as prepared:
             yield prepared
     finally:
-        kube_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture
+def env(kube_cluster: KindCluster, tmp_path: Path) -> Iterator[NamespaceEnv]:
+    with operator_namespace(kube_cluster, tmp_path / "models", tmp_path / "work", KWOK_POOLS) as prepared:
+        yield prepared
 
 
 def status_of(env: NamespaceEnv, kind: str, name: str) -> dict[str, Any]:
@@ -118,3 +131,18 @@ def test_a_batch_without_its_data_claim_says_so_and_goes_on_once_the_claim_exist
     env.apply(data_volume(tmp_path / "data", env.namespace))
     started = wait_for(pods_started(env, "batchjob", "no-claim", "True"), timeout=180, what="pods started")
     assert started["reason"] == "Started"
+
+
+def test_a_matrix_whose_runner_image_is_not_on_the_node_says_so(
+    kube_cluster: KindCluster, cluster_models_root: Path, tmp_path: Path
+) -> None:
+    """On the real node (the operator's usual `cpu` alias): the kubelet cannot pull the image, the condition
+    names it within a minute and the matrix keeps waiting instead of failing."""
+    operator_env = {"KUBEINFER_OPERATOR__RUNNER_IMAGE": MISSING_IMAGE}
+    with operator_namespace(kube_cluster, cluster_models_root, tmp_path / "work", operator_env) as env:
+        env.cluster.kubectl("apply", "-n", env.namespace, "-f", str(REPO_ROOT / "examples" / "quickstart.yaml"))
+        blocked = wait_for(pods_started(env, "benchmarkmatrix", "quickstart", "False"), timeout=120, what="PodsStarted")
+        assert blocked["reason"] == "ImageNotPresent", blocked
+        assert MISSING_IMAGE in blocked["message"] or "ErrImagePull" in blocked["message"], blocked
+        assert status_of(env, "benchmarkmatrix", "quickstart")["phase"] == "Running"
+        assert any(w.startswith("ImageNotPresent: ") for w in warnings(env, "quickstart"))

@@ -1,8 +1,8 @@
 """Real Prometheus scrapes the operator, the gateway and llama-server while a matrix and a batch run.
 
-Everything here is real: Debian's prometheus and promtool (hack/prometheus/install.sh), the operator on the
-test control plane running a one-cell BenchmarkMatrix through the kubelet stand-in, the gateway in its own
-process with the session's llama-server, and the `openai` client. Then every PromQL expression of every
+Everything here is real: Debian's prometheus and promtool (hack/prometheus/install.sh), the operator against
+the kind cluster running a one-cell BenchmarkMatrix whose pods are containers on the kind node, the gateway in
+its own process with the session's llama-server, and the `openai` client. Then every PromQL expression of every
 dashboard in charts/kubeinfer/dashboards must return data, and promtool must accept each /metrics page.
 """
 
@@ -25,8 +25,8 @@ import yaml
 
 from kubeinfer.engines.llamacpp_server import LlamaServer, free_port
 from kubeinfer.settings import Settings
-from testbed.controlplane import REPO_ROOT, Cluster
 from testbed.gateway_process import KEY, MODEL, GatewayProcess
+from testbed.kind import REPO_ROOT, KindCluster
 from testbed.namespace_env import namespace_env
 from testbed.wait import wait_for
 
@@ -44,7 +44,7 @@ MATRIX = {
     "metadata": {"name": MATRIX_NAME},
     "spec": {
         "models": [{"name": "smollm2-135m", "size": "135M", "files": {"Q4_1": "pypi:smollm2-135m"}}],
-        "engine": {"ctxSize": 1024, "threads": 2},
+        "engine": {"ctxSize": 1024, "threads": 1},
         "limits": {"maxLoadTimeSeconds": 120},
         "profiles": {
             "interactive": {"maxTokens": 8, "runs": 1, "maxVariancePercent": 10000},
@@ -220,18 +220,17 @@ def run_batch(gateway: GatewayProcess) -> None:
 
 @pytest.fixture(scope="module")
 def stack(
-    kube_cluster: Cluster,
-    local_node: object,
+    kube_cluster: KindCluster,
+    cluster_models_root: Path,
     llama_server: LlamaServer,
     settings: Settings,
-    smollm2_gguf: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("prometheus")
     bin_dir = prometheus_binaries(settings)
     metrics_port = free_port()
     operator_env = {"KUBEINFER_OPERATOR__METRICS_PORT": str(metrics_port)}
-    with namespace_env(kube_cluster, NAMESPACE, settings.models_root, work, operator_env=operator_env) as env:
+    with namespace_env(kube_cluster, NAMESPACE, cluster_models_root, work, operator_env=operator_env) as env:
         operator = env.operator
         assert operator is not None
         gateway = env.start_gateway(llama_server.base_url, cluster_mode=False, data_dir=work / "gateway")

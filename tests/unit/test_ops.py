@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from hack.kubelet_standin.logserver import last_lines
 from kubeinfer.cli.app import app
 from kubeinfer.cli.ops_target import ago, size
 from kubeinfer.cluster.batchjobs import summary_of
@@ -80,11 +79,6 @@ def test_batch_summary_reads_counts_and_project() -> None:
 def test_new_batch_job_without_status_is_validating() -> None:
     body = {"metadata": {"name": "b", "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {}}
     assert summary_of(body).status == "validating"
-
-
-def test_kubelet_tail_keeps_the_last_lines() -> None:
-    assert last_lines(b"a\nb\nc\n", 2) == b"b\nc\n"
-    assert last_lines(b"a\nb\nc", 0) == b""
 
 
 def test_human_figures() -> None:

@@ -19,13 +19,13 @@ def test_kind_up_ends_with_the_three_export_lines(kind_cluster: KindCluster) -> 
 
 
 def test_the_node_is_a_real_kubelet_on_containerd(kind_cluster: KindCluster) -> None:
-    nodes = kind_cluster.get_json("nodes")["items"]
-    assert nodes
+    nodes = kind_cluster.get_json("nodes", "-l", "type!=kwok")["items"]
+    assert [n["metadata"]["name"] for n in nodes] == [kind_cluster.node_name]
     for node in nodes:
         info = node["status"]["nodeInfo"]
         assert info["kubeletVersion"] == K8S_VERSION
         assert info["containerRuntimeVersion"].startswith("containerd://")
-        assert node["metadata"]["labels"]["kubeinfer.dev/pool"] == "cpu"
+        assert node["metadata"]["labels"]["kubeinfer.dev/pool"] == kind_cluster.options.node_pool
         ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}
         assert ready["Ready"] == "True"
 
