@@ -20,6 +20,17 @@ from typing import BinaryIO
 CHUNK = 1 << 20
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Published files get the mode any file this process creates gets, not mkstemp's 0600: the store is shared with
+#: the batch pods, which in a cluster may run as another user than the gateway (read at import, before threads).
+FILE_MODE = 0o666 & ~_process_umask()
+
+
 class FileTooLargeError(ValueError):
     """The upload exceeded the configured size limit; nothing was stored."""
 
@@ -98,6 +109,7 @@ class LocalBlobStore(BlobStore):
     def _publish(self, handle: BinaryIO, tmp_path: Path, key: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
+        os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, self.local_path(key))
         _fsync_dir(self.root)
 
@@ -125,6 +137,7 @@ class LocalBlobStore(BlobStore):
         size, sha = hash_file(source)
         dest = self.local_path(key)
         try:
+            os.chmod(source, FILE_MODE)
             os.replace(source, dest)
         except OSError:  # another filesystem: copy through a temporary file, then rename
             fd, name = tempfile.mkstemp(dir=self.tmp, prefix=f"{key}.")

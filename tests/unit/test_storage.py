@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from kubeinfer.engines.llamacpp_server import free_port
 from kubeinfer.settings import Settings, StorageSettings
-from kubeinfer.storage.blobs import BlobStore, FileTooLargeError, LocalBlobStore
+from kubeinfer.storage.blobs import FILE_MODE, BlobStore, FileTooLargeError, LocalBlobStore, _process_umask
 from kubeinfer.storage.factory import open_blob_store, remote_blob_store
 from kubeinfer.storage.files import FileNotFound, FileService
 from kubeinfer.storage.records import BatchRecord, FileRecord, MetadataStore
@@ -67,6 +67,19 @@ def test_put_stream_hashes_and_publishes(store_and_leftovers: tuple[BlobStore, C
     assert b"".join(store.iter_bytes("file-1")) == b"abcd"
     assert store.local_path("file-1").read_bytes() == b"abcd"
     assert leftovers() == []
+
+
+def test_published_blobs_follow_the_umask_so_pods_of_another_user_can_read_them(tmp_path: Path) -> None:
+    """mkstemp makes 0600 files; a published blob gets the process's ordinary mode (FILE_MODE, from the umask)."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    asyncio.run(store.put_stream("file-1", chunks(b"ab"), max_bytes=10))
+    source = tmp_path / "produced"
+    source.write_bytes(b"cd")
+    source.chmod(0o600)
+    store.adopt("file-2", source)
+    assert FILE_MODE == 0o666 & ~_process_umask()
+    for key in ("file-1", "file-2"):
+        assert store.local_path(key).stat().st_mode & 0o777 == FILE_MODE
 
 
 def test_multipart_stream_round_trips(store_and_leftovers: tuple[BlobStore, Callable[[], list[str]]]) -> None:
