@@ -8,10 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-
 from kubeinfer.engines.llamacpp_server import free_port
-from testbed.wait import wait_for
+from testbed.served import terminate, wait_healthy
 
 MODEL = "smollm2-135m"
 KEY = "sk-recovery"
@@ -69,15 +67,7 @@ class GatewayProcess:
                 umask=self.umask,
             )
 
-        def up() -> bool:
-            assert self.proc is not None
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, timeout=60)
+        wait_healthy(self.proc, self.url, self.log)
         return self
 
     def kill(self) -> None:
@@ -86,9 +76,5 @@ class GatewayProcess:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc is not None:
+            terminate(self.proc)

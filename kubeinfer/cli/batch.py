@@ -22,18 +22,13 @@ from rich.table import Table
 from kubeinfer.batch.tools import TemplateError, csv_requests, summarize
 from kubeinfer.cli.common import err_console, fail
 from kubeinfer.cli.ops_target import (
-    ApiKey,
-    BaseUrl,
-    Context,
-    Kubeconfig,
-    Namespace,
     Output,
     OutputOpt,
     Target,
     checked,
     cluster_errors,
     gateway_errors,
-    target,
+    targeted,
     when,
 )
 from kubeinfer.cli.output import emit
@@ -57,12 +52,6 @@ FILES_NEED_GATEWAY = (
     "{what} moves files, which live behind the gateway: pass --base-url (or set OPENAI_BASE_URL) and --api-key; "
     "in a cluster that is the chart's gateway Service"
 )
-
-
-def _target(
-    namespace: str | None, context: str | None, kubeconfig: Path | None, base_url: str | None, api_key: str | None
-) -> Target:
-    return target(namespace, kubeconfig, base_url, api_key, context)
 
 
 def _gateway_only(t: Target, what: str) -> None:
@@ -172,7 +161,9 @@ def _upload(t: Target, path: Path) -> str:
 
 
 @app.command()
+@targeted
 def create(
+    t: Target,
     input_path: Annotated[
         Path | None, typer.Argument(exists=True, dir_okay=False, help="Requests, one JSON object a line")
     ] = None,
@@ -194,18 +185,12 @@ def create(
         Path | None, typer.Option("--out-file", "-O", help="With --wait: download the output to this file")
     ] = None,
     output: OutputOpt = Output.name,
-    namespace: Namespace = None,
-    context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Upload a JSONL file (or one built from a CSV) and create a batch; prints the batch id.
 
     Example: kubeinfer batch create --from-csv examples/reviews.csv --template "Sentiment of: {review}" --wait
     -O results.jsonl
     """
-    t = _target(namespace, context, kubeconfig, base_url, api_key)
     _gateway_only(t, "batch create")
     if (input_path is None) == (from_csv_path is None):
         fail("give a JSONL file or --from-csv CSV (one of them)", code=2)
@@ -264,17 +249,14 @@ def _list_table(rows: list[dict[str, Any]], wide: bool) -> Table | str:
 
 
 @app.command("list")
+@targeted
 def list_batches(
+    t: Target,
     project: Project = None,
     output: OutputOpt = Output.table,
-    namespace: Namespace = None,
-    context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Batches, newest first (a gateway lists your project's; a cluster lists every project's)."""
-    rows = _list_rows(_target(namespace, context, kubeconfig, base_url, api_key), project)
+    rows = _list_rows(t, project)
     emit(output, rows, names=[r["id"] for r in rows], table=lambda wide: _list_table(rows, wide))
 
 
@@ -292,17 +274,14 @@ def _fetch(t: Target, batch_id: str) -> tuple[dict[str, Any], dict[str, Any], li
 
 
 @app.command()
+@targeted
 def get(
+    t: Target,
     batch_id: BatchId,
     output: OutputOpt = Output.table,
-    namespace: Namespace = None,
-    context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
 ) -> None:
     """One batch: status, counts and errors (-o json/yaml: the whole Batch object, or the BatchJob)."""
-    body, row, errors = _fetch(_target(namespace, context, kubeconfig, base_url, api_key), batch_id)
+    body, row, errors = _fetch(t, batch_id)
 
     def table(_wide: bool) -> Table:
         shown = Table("FIELD", "VALUE", show_header=False)
@@ -341,32 +320,25 @@ def _wait(t: Target, batch_id: str, interval: float) -> dict[str, Any]:
 
 
 @app.command()
+@targeted
 def wait(
+    t: Target,
     batch_id: BatchId,
     interval: Interval = 2.0,
-    namespace: Namespace = None,
-    context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Wait until the batch ends, with a progress bar; exit code 1 unless it completed."""
-    final = _wait(_target(namespace, context, kubeconfig, base_url, api_key), batch_id, interval)
+    final = _wait(t, batch_id, interval)
     raise typer.Exit(0 if final["status"] == "completed" else 1)
 
 
 @app.command()
+@targeted
 def cancel(
+    t: Target,
     batch_id: BatchId,
     output: OutputOpt = Output.table,
-    namespace: Namespace = None,
-    context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Cancel a batch; what already finished is published as its output file."""
-    t = _target(namespace, context, kubeconfig, base_url, api_key)
     if t.cluster:
         with cluster_errors():
             row = _cluster(t).cancel(batch_id).as_json()
@@ -400,18 +372,14 @@ def _download(t: Target, batch_id: str, out_file: Path) -> None:
 
 
 @app.command()
+@targeted
 def download(
+    t: Target,
     batch_id: BatchId,
     out_file: Annotated[Path, typer.Option("--out-file", "-O", help="Output file")] = Path("results.jsonl"),
     legacy_output: LegacyOut = None,
-    namespace: Namespace = None,
-    context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Save the output file (and `<out-file>.errors.jsonl` when some requests failed)."""
-    t = _target(namespace, context, kubeconfig, base_url, api_key)
     _gateway_only(t, "batch download")
     _download(t, batch_id, legacy_output or out_file)
 

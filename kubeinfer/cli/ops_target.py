@@ -7,14 +7,17 @@ The same options on every such command, as kubectl and the OpenAI client spell t
 - gateway: `--base-url` (OPENAI_BASE_URL) with `--api-key` (OPENAI_API_KEY).
 
 With neither, a gateway URL in the environment wins, else a kubeconfig that is there ($KUBECONFIG or
-~/.kube/config), as `kubectl kubeinfer ...` expects.
+~/.kube/config), as `kubectl kubeinfer ...` expects. A command takes `t: Target` and `@targeted` gives it
+these options and the Target they name.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ __all__ = [
     "print_json",
     "size",
     "target",
+    "targeted",
 ]
 
 Namespace = Annotated[
@@ -129,6 +133,49 @@ def target(
             namespace = _default_namespace(kubeconfig, context)
         return Target(namespace, kubeconfig, None, None, context)
     return Target(None, None, base_url or None, api_key, None)
+
+
+#: The target options in the order every command lists them, after its own.
+TARGET_OPTIONS = (
+    ("namespace", Namespace),
+    ("context", Context),
+    ("kubeconfig", Kubeconfig),
+    ("base_url", BaseUrl),
+    ("api_key", ApiKey),
+)
+
+
+def targeted(command: Callable[..., None]) -> Callable[..., None]:
+    """The command with the five target options in place of its `t: Target` parameter.
+
+    Typer reads a command's options from its signature, and a group callback would move them before the
+    command's name (`batch -n ns list`); so the options are appended to the signature here, once, and the
+    command gets the Target they resolve to.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "t"]
+    if len(own) == len(signature.parameters) or signature.parameters["t"].annotation is not Target:
+        raise TypeError(f"{command.__name__} needs a parameter `t: Target`")
+    options = [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a) for n, a in TARGET_OPTIONS
+    ]
+
+    @functools.wraps(command)
+    def run(
+        *args: Any,
+        namespace: str | None = None,
+        context: str | None = None,
+        kubeconfig: Path | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        command(*args, t=target(namespace, kubeconfig, base_url, api_key, context), **kwargs)
+
+    # inspect.signature prefers __signature__ to __wrapped__, and typing.get_type_hints reads __annotations__.
+    run.__signature__ = signature.replace(parameters=[*own, *options])  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in [*own, *options]} | {"return": None}
+    return run
 
 
 def _default_namespace(kubeconfig: Path | None, context: str | None) -> str:

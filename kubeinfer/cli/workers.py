@@ -11,11 +11,6 @@ from rich.table import Table
 
 from kubeinfer.cli.common import fail
 from kubeinfer.cli.ops_target import (
-    ApiKey,
-    BaseUrl,
-    Context,
-    Kubeconfig,
-    Namespace,
     Output,
     OutputOpt,
     Target,
@@ -24,7 +19,7 @@ from kubeinfer.cli.ops_target import (
     cluster_errors,
     gateway_errors,
     size,
-    target,
+    targeted,
 )
 from kubeinfer.cli.output import emit
 
@@ -81,31 +76,24 @@ def _workers(t: Target) -> list[dict[str, Any]]:
 
 
 @app.command("list")
+@targeted
 def list_workers(
+    t: Target,
     output: OutputOpt = Output.table,
-    namespace: Namespace = None,
-    context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Servers and workers with model, state, last heartbeat and memory (-o wide: batch and detail)."""
-    workers = _workers(target(namespace, kubeconfig, base_url, api_key, context))
+    workers = _workers(t)
     emit(output, workers, names=[w["name"] for w in workers], table=lambda wide: _table(workers, wide))
 
 
 @app.command()
+@targeted
 def get(
+    t: Target,
     name: Name,
     output: OutputOpt = Output.table,
-    namespace: Namespace = None,
-    context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
 ) -> None:
     """One server or worker, every field."""
-    t = target(namespace, kubeconfig, base_url, api_key, context)
     found = next((w for w in _workers(t) if w["name"] == name), None)
     if found is None:
         where = f"namespace {t.namespace}" if t.cluster else "the gateway"
@@ -131,18 +119,14 @@ def _write(chunks: Iterator[bytes]) -> None:
 
 
 @app.command()
+@targeted
 def logs(
+    t: Target,
     name: Name,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing what it writes")] = False,
     tail: Annotated[int, typer.Option(min=0, max=10_000, help="Lines from the end to start with")] = 100,
-    namespace: Namespace = None,
-    context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Print a server's or worker's log (a pod's log in a cluster)."""
-    t = target(namespace, kubeconfig, base_url, api_key, context)
     if t.cluster:
         with cluster_errors():
             _write(_cluster(t).logs(name, tail, follow))
@@ -154,17 +138,13 @@ def logs(
 
 
 @app.command()
+@targeted
 def restart(
+    t: Target,
     name: Name,
     output: OutputOpt = Output.table,
-    namespace: Namespace = None,
-    context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    base_url: BaseUrl = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Restart a server or worker: in a cluster its pod is deleted and its Deployment or Job replaces it."""
-    t = target(namespace, kubeconfig, base_url, api_key, context)
     if t.cluster:
         with cluster_errors():
             uid = _cluster(t).restart(name)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from openai.types import Batch, FileObject
 
 from kubeinfer.engines.llamacpp_server import LlamaServer
 from testbed.gateway_process import KEY, MODEL, GatewayProcess
@@ -22,44 +23,65 @@ def gateway(llama_server: LlamaServer, tmp_path: Path) -> Iterator[GatewayProces
     process.stop()
 
 
-def test_sigkill_mid_batch_then_restart_answers_each_request_once(gateway: GatewayProcess) -> None:
-    gateway.start()
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0)
+def _client(gateway: GatewayProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0)
+
+
+def _submit(client: openai.OpenAI, count: int, prefix: str, prompt: str) -> tuple[FileObject, Batch]:
+    """A batch of `count` chat requests, custom ids `{prefix}{i}`, prompts `prompt` with `{i}` filled in."""
     lines = [
         {
-            "custom_id": f"k{i}",
+            "custom_id": f"{prefix}{i}",
             "method": "POST",
             "url": "/v1/chat/completions",
             "body": {
                 "model": MODEL,
                 "max_tokens": 8,
                 "temperature": 0,
-                "messages": [{"role": "user", "content": f"What is {i} plus one?"}],
+                "messages": [{"role": "user", "content": prompt.format(i=i)}],
             },
         }
-        for i in range(1000)
+        for i in range(count)
     ]
     data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
     file = client.files.create(file=("input.jsonl", io.BytesIO(data)), purpose="batch")
     batch = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h")
+    return file, batch
 
+
+def _wait_completed(client: openai.OpenAI, batch_id: str, at_least: int) -> None:
     def completed() -> int:
-        counts = client.batches.retrieve(batch.id).request_counts
+        counts = client.batches.retrieve(batch_id).request_counts
         return counts.completed if counts else 0
 
-    wait_for(lambda: completed() >= 150, timeout=300, interval=0.2)
+    wait_for(lambda: completed() >= at_least, timeout=300, interval=0.2)
+
+
+def _kill(gateway: GatewayProcess, batch_id: str) -> int:
+    """SIGKILL the gateway; returns how many of the batch's lines it had finished by then."""
     gateway.kill()
-    work_log = gateway.data_dir / "work" / batch.id / "shard-0.output.jsonl"
-    lines_at_kill = work_log.read_bytes().count(b"\n")
+    return (gateway.data_dir / "work" / batch_id / "shard-0.output.jsonl").read_bytes().count(b"\n")
+
+
+def _ended(client: openai.OpenAI, batch_id: str) -> Batch:
+    def ended() -> Batch | None:
+        batch = client.batches.retrieve(batch_id)
+        return batch if batch.status in ("completed", "failed") else None
+
+    return wait_for(ended, timeout=900, interval=0.5)
+
+
+def test_sigkill_mid_batch_then_restart_answers_each_request_once(gateway: GatewayProcess) -> None:
+    gateway.start()
+    client = _client(gateway)
+    _file, batch = _submit(client, 1000, "k", "What is {i} plus one?")
+    _wait_completed(client, batch.id, 150)
+    lines_at_kill = _kill(gateway, batch.id)
     assert 150 <= lines_at_kill < 1000, "the kill must land mid-batch"
 
     gateway.start()
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0)
-    done = wait_for(
-        lambda: (b := client.batches.retrieve(batch.id)).status in ("completed", "failed") and b,
-        timeout=900,
-        interval=0.5,
-    )
+    client = _client(gateway)
+    done = _ended(client, batch.id)
     assert done.status == "completed", done
     assert done.request_counts is not None
     assert (done.request_counts.completed, done.request_counts.failed) == (1000, 0)
@@ -77,46 +99,20 @@ def test_input_of_a_running_batch_cannot_be_deleted_so_a_restart_loses_no_finish
     """The input file of an unfinished batch is refused deletion (409), so a gateway killed mid-batch resumes
     it from that file and publishes every line, the ones finished before the kill included."""
     gateway.start()
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0)
+    client = _client(gateway)
     count = 200
-    lines = [
-        {
-            "custom_id": f"d{i}",
-            "method": "POST",
-            "url": "/v1/chat/completions",
-            "body": {
-                "model": MODEL,
-                "max_tokens": 8,
-                "temperature": 0,
-                "messages": [{"role": "user", "content": f"Name the number {i}."}],
-            },
-        }
-        for i in range(count)
-    ]
-    data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-    file = client.files.create(file=("input.jsonl", io.BytesIO(data)), purpose="batch")
-    batch = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h")
-
-    def completed() -> int:
-        counts = client.batches.retrieve(batch.id).request_counts
-        return counts.completed if counts else 0
-
-    wait_for(lambda: completed() >= 20, timeout=300, interval=0.2)
+    file, batch = _submit(client, count, "d", "Name the number {i}.")
+    _wait_completed(client, batch.id, 20)
     with pytest.raises(openai.ConflictError, match=f"input of unfinished batch {batch.id}"):
         client.files.delete(file.id)
-    gateway.kill()
-    finished_at_kill = (gateway.data_dir / "work" / batch.id / "shard-0.output.jsonl").read_bytes().count(b"\n")
+    finished_at_kill = _kill(gateway, batch.id)
     assert 20 <= finished_at_kill < count, "the kill must land mid-batch"
 
     gateway.start()
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0)
+    client = _client(gateway)
     with pytest.raises(openai.ConflictError):
         client.files.delete(file.id)
-    done = wait_for(
-        lambda: (b := client.batches.retrieve(batch.id)).status in ("completed", "failed") and b,
-        timeout=900,
-        interval=0.5,
-    )
+    done = _ended(client, batch.id)
     assert done.status == "completed", done
     assert done.output_file_id is not None
     ids = [json.loads(line)["custom_id"] for line in client.files.content(done.output_file_id).text.splitlines()]

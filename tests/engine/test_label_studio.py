@@ -24,6 +24,7 @@ from label_studio_sdk.core.api_error import ApiError as LabelStudioError
 from kubeinfer.engines.llamacpp_server import LlamaServer, free_port
 from kubeinfer.gateway.app import create_app
 from kubeinfer.settings import GatewaySettings, Settings
+from testbed.served import served
 from testbed.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,27 +100,9 @@ def label_studio(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         LS_TOKEN,
         "--enable-legacy-api-token",
     ]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **offline})
     url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            return httpx.get(f"{url}/health", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, timeout=300, interval=0.5)
+    with served(cmd, url, log, timeout=300, interval=0.5, env={**os.environ, **offline}):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import pytest
 
 from kubeinfer.engines.llamacpp_server import free_port
 from kubeinfer.gateway.connections import ACCEPT_ERROR, AcceptErrorLimiter, plan_limits
+from testbed.served import served
 from testbed.wait import wait_for
 
 KEY = "sk-conn"
@@ -46,27 +47,9 @@ def gateway(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path
     }
     command = [sys.executable, "-m", "kubeinfer.gateway", "--port", str(port), "--data-dir", str(tmp_path / "data")]
     command += ["--engine-url", "http://127.0.0.1:9", "--log-level", "info"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_limit_fds)
     url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, timeout=60)
+    with served(command, url, log, env=env, preexec_fn=_limit_fds) as proc:
         yield url, proc, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _open_flood(port: int, count: int) -> list[socket.socket]:
