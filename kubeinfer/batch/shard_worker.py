@@ -33,6 +33,7 @@ from kubeinfer.batch.pool import EndpointPool
 from kubeinfer.batch.schedule import prefix_key
 from kubeinfer.batch.shards import BatchLayout, Shard, count_requests, plan, shard_offsets
 from kubeinfer.metrics import batch as metrics
+from kubeinfer.metrics import vllm
 from kubeinfer.metrics.usage import usage_of
 
 log = logging.getLogger(__name__)
@@ -264,13 +265,17 @@ class ShardWorker:
             self.busy.enter()
             self.heartbeat = time.time()
             metrics.REQUESTS_IN_FLIGHT.inc()
+            running = vllm.running(str(body.get("model", "")))
+            running.inc()
             sent = time.monotonic()
             try:
                 reply, failure = await self._send(body)
             finally:
                 self.busy.leave()
                 metrics.REQUESTS_IN_FLIGHT.dec()
-                metrics.REQUEST_DURATION.observe(time.monotonic() - sent)
+                running.dec()
+                elapsed = time.monotonic() - sent
+                metrics.REQUEST_DURATION.observe(elapsed)
             if reply is None:
                 message = f"gave up after {self.config.max_attempts} attempts: {failure}"
                 await asyncio.to_thread(errors.append, error_line(custom_id, "engine_unavailable", message))
@@ -282,6 +287,9 @@ class ShardWorker:
                 metrics.REQUESTS.labels("completed").inc()
                 usage = usage_of(reply.body)
                 metrics.record_tokens(usage)
+                if (timings := vllm.timings_of(reply.body)) is not None:
+                    finish = vllm.finish_reason_of(reply.body)
+                    vllm.observe_finished(str(body["model"]), elapsed, usage, timings, finish)
                 if usage is not None:
                     progress.prompt_tokens += usage.prompt
                     progress.completion_tokens += usage.completion

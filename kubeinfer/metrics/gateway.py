@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from kubeinfer.metrics import vllm
 from kubeinfer.metrics.usage import TokenUsage, usage_of
 
 #: Route label of requests no route matched, so probing random paths cannot grow the label set.
@@ -68,20 +69,44 @@ def record_usage(endpoint: str, usage: TokenUsage | None) -> None:
     CACHED_PROMPT_TOKENS.labels(endpoint).inc(usage.cached_prompt)
 
 
+def record_answer(endpoint: str, model: str, content: bytes, seconds: float) -> None:
+    """A plain (not streamed) answer of the engine, `seconds` after the request arrived: tokens, and vLLM's
+    per-request metrics of `model`."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        body = None
+    usage = usage_of(body)
+    record_usage(endpoint, usage)
+    if (timings := vllm.timings_of(body)) is not None:
+        vllm.observe_finished(model, seconds, usage, timings, vllm.finish_reason_of(body))
+
+
 @dataclass
 class StreamMeter:
     """Follows one relayed server-sent-event stream: when tokens arrived, and the usage of its last chunk.
 
     Pure bookkeeping over (bytes, time) pairs so it is tested without a server; `finish` records the metrics.
+    With a `model`, the stream counts as running from its creation to `finish`, and a stream that ends with
+    llama-server's `timings` also records vLLM's metrics (kubeinfer.metrics.vllm).
     """
 
     endpoint: str
     started: float
+    model: str = ""
     tokens: int = 0
     first_token_at: float | None = None
     last_token_at: float | None = None
     usage: TokenUsage | None = None
+    timings: vllm.EngineTimings | None = None
+    finish_reason: str | None = None
+    #: Seconds between consecutive relayed tokens (vLLM's inter-token latencies).
+    gaps: list[float] = field(default_factory=list, repr=False)
     _buffer: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.model:
+            vllm.running(self.model).inc()
 
     def feed(self, chunk: bytes, at: float) -> None:
         self._buffer += chunk.replace(b"\r\n", b"\n")
@@ -102,10 +127,14 @@ class StreamMeter:
                 continue
             if _has_token(data):
                 self.tokens += 1
+                if self.last_token_at is not None:
+                    self.gaps.append(at - self.last_token_at)
                 if self.first_token_at is None:
                     self.first_token_at = at
                 self.last_token_at = at
             self.usage = usage_of(data) or self.usage
+            self.timings = vllm.timings_of(data) or self.timings
+            self.finish_reason = vllm.finish_reason_of(data) or self.finish_reason
 
     @property
     def ttft_seconds(self) -> float | None:
@@ -118,7 +147,9 @@ class StreamMeter:
         span = self.last_token_at - self.first_token_at
         return (self.tokens - 1) / span if span > 0 else None
 
-    def finish(self) -> None:
+    def finish(self, at: float | None = None) -> None:
+        """Record the stream's metrics; `at` (when it ended) times vLLM's end-to-end latency."""
+        self._finish_vllm(at)
         if (ttft := self.ttft_seconds) is not None:
             STREAM_TTFT.labels(self.endpoint).observe(ttft)
         if (rate := self.tokens_per_second) is not None:
@@ -127,6 +158,19 @@ class StreamMeter:
         if usage is None and self.tokens:
             usage = TokenUsage(completion=self.tokens)  # the engine sent no counts: the relayed chunks are them
         record_usage(self.endpoint, usage)
+
+    def _finish_vllm(self, at: float | None) -> None:
+        if not self.model:
+            return
+        vllm.running(self.model).dec()
+        if self.timings is None:
+            return  # broken off before its last chunk, or not llama-server's (a vLLM replica records its own)
+        vllm.observe_stream_tokens(self.model, self.ttft_seconds, self.gaps)
+        ended = at if at is not None else self.last_token_at or self.started
+        usage = self.usage
+        if usage is None and self.tokens:
+            usage = TokenUsage(completion=self.tokens)
+        vllm.observe_finished(self.model, ended - self.started, usage, self.timings, self.finish_reason)
 
 
 def _has_token(chunk: Any) -> bool:
