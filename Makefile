@@ -38,7 +38,7 @@ test: setup cluster-build helm-build prometheus chromium label-studio
 
 ## test-fast: unit and engine tiers, no cluster (docs/testing.md gives its time on 2 cores)
 test-fast: setup chromium label-studio
-	$(PY) -m pytest tests/unit tests/engine $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit tests/engine -m "not slow" $(PYTEST_ARGS)
 
 ## test-unit: no engine and no cluster
 test-unit: venv

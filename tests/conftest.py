@@ -97,7 +97,7 @@ def local_matrix_run(
 ) -> Path:
     """One uninterrupted `kubeinfer bench run` of tests/engine/matrix.yaml; its folder holds the reports.
 
-    Shared by the CLI tests and the operator test, which must reach the same statuses in a cluster.
+    Shared by the report test (marked `slow`) and the cluster operator test, which must reach the same statuses.
     """
     out = tmp_path_factory.mktemp("bench-full")
     cmd = [sys.executable, "-m", "kubeinfer.cli.main", "bench", "run", str(E2E_MATRIX), "--out-dir", str(out)]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from tests.conftest import matrix_verdicts
 
@@ -46,6 +47,36 @@ def uninterrupted(local_matrix_run: Path) -> Path:
     return local_matrix_run
 
 
+@pytest.fixture(scope="module")
+def resume_matrix(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MATRIX's three cells with only the interactive profile (one 8-token answer to a 128-token prompt in a
+    256-token context) and a 2 s stress stage.
+
+    Resuming is about cells, not profiles: each cell still starts its own server and streams an answer, which
+    takes seconds, so a signal sent once the first cell is checkpointed lands mid-matrix, and a cell that ran
+    again would show in its timings. The full profile set runs in `local_matrix_run`.
+    """
+    data = yaml.safe_load(MATRIX.read_text())
+    data["spec"]["engine"]["ctxSize"] = 256
+    profiles = data["spec"]["profiles"]
+    for name in ("longContext", "batch", "quality"):
+        profiles[name]["enabled"] = False
+    profiles["stress"]["durationSeconds"] = 2
+    path = tmp_path_factory.mktemp("resume-matrix") / "matrix.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def resume_uninterrupted(resume_matrix: Path, tmp_path_factory: pytest.TempPathFactory, engine_install: object) -> Path:
+    """One uninterrupted run of `resume_matrix`: the statuses an interrupted and resumed run must reach."""
+    out = tmp_path_factory.mktemp("resume-full")
+    proc = run_cli("bench", "run", str(resume_matrix), "--out-dir", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+@pytest.mark.slow
 def test_run_writes_json_csv_and_html_with_real_metrics(uninterrupted: Path) -> None:
     report = json.loads((uninterrupted / "report.json").read_text())
     assert set(report) >= {"metadata", "results", "recommendations"}
@@ -161,13 +192,14 @@ def _wait_for_cells(out: Path, count: int, proc: subprocess.Popen[str], timeout:
     raise AssertionError(f"no checkpoint with {count} cells after {timeout}s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
 def test_resume_after_interrupt_finishes_without_rerunning_cells(
-    how: signal.Signals, tmp_path: Path, uninterrupted: Path
+    how: signal.Signals, tmp_path: Path, resume_matrix: Path, resume_uninterrupted: Path
 ) -> None:
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [*KUBEINFER, "bench", "run", str(MATRIX), "--out-dir", str(out)],
+        [*KUBEINFER, "bench", "run", str(resume_matrix), "--out-dir", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -179,13 +211,14 @@ def test_resume_after_interrupt_finishes_without_rerunning_cells(
         assert proc.returncode == 130
     _wait_no_server(out)
     before = json.loads((out / "checkpoint.json").read_text())["cells"]
-    assert before
-    resumed = run_cli("bench", "run", str(MATRIX), "--out-dir", str(out), "--resume")
+    assert 1 <= len(before) < 3, "the signal must land mid-matrix"
+    resumed = run_cli("bench", "run", str(resume_matrix), "--out-dir", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     after = json.loads((out / "checkpoint.json").read_text())["cells"]
+    assert len(after) == 3
     for key, cell in before.items():
         assert without_stress(after[key]) == without_stress(cell), f"{key} was re-run"
-    full = json.loads((uninterrupted / "report.json").read_text())
+    full = json.loads((resume_uninterrupted / "report.json").read_text())
     again = json.loads((out / "report.json").read_text())
     assert matrix_verdicts(again["results"]) == matrix_verdicts(full["results"])
 

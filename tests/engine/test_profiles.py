@@ -76,6 +76,7 @@ def test_remote_server_leaves_memory_metrics_unknown(llama_server: LlamaServer) 
     assert m["peak_rss_bytes"] is None
 
 
+@pytest.mark.slow
 def test_quality_grades_every_bundled_prompt(llama_server: LlamaServer) -> None:
     result = PROFILE_RUNNERS["quality"](context(llama_server))
     m = result.metrics

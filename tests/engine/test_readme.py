@@ -60,6 +60,7 @@ def shell_env(settings: Settings, engine_install: object, smollm2: object, tmp_p
     return env
 
 
+@pytest.mark.slow
 def test_readme_local_commands_run_as_written(shell_env: dict[str, str], tmp_path: Path) -> None:
     port = str(free_port())
     lines = [line.replace("8080", port) for line in readme_block()]

@@ -35,6 +35,9 @@ from testbed.wait import wait_for
 MODEL = "smollm2-135m"
 KEY = "sk-watchdog"
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
+#: Requests of the batches the server dies under: the kill waits for 5 answers, so up to 35 are still to come
+#: (in flight or queued) when it lands, and each of them must be answered by the restarted server.
+BATCH_REQUESTS = 40
 
 
 class Gateway:
@@ -130,7 +133,7 @@ def test_killed_server_is_restarted_on_the_same_url_and_the_batch_completes(
     assert before.rss_bytes
     assert before.last_heartbeat
     counted = restarts_counted("exited")
-    ids = [f"k{i}" for i in range(120)]
+    ids = [f"k{i}" for i in range(BATCH_REQUESTS)]
     batch_id = gw.submit([chat_line(i) for i in ids])
     wait_for(lambda: gw.completed(batch_id) >= 5, timeout=120)
 
@@ -165,7 +168,7 @@ def test_stopped_server_is_marked_hung_killed_and_restarted(managed_gateway: Cal
     gw = managed_gateway(watchdog_hang_seconds=hang_seconds)
     before = gw.watchdog.state()
     assert before.pid is not None
-    ids = [f"s{i}" for i in range(120)]
+    ids = [f"s{i}" for i in range(BATCH_REQUESTS)]
     batch_id = gw.submit([chat_line(i) for i in ids])
     wait_for(lambda: gw.completed(batch_id) >= 5, timeout=120)
 
