@@ -58,6 +58,7 @@ bench: setup cluster-build
 	$(PY) -m perf.gateway_throughput --out results/bench/gateway-throughput.json
 	$(PY) -m perf.cluster_batch_throughput --out results/bench/cluster-batch-throughput.json
 	$(PY) -m perf.cluster_batch_load --out results/bench/cluster-batch-load.json
+	$(PY) -m perf.quickstart_kind --out results/bench/quickstart-kind.json
 	$(PY) -m perf.prefix_cache --out results/bench/prefix-cache.json
 	$(PY) -m perf.operator_scale --out results/bench/operator-scale.json
 
@@ -153,6 +154,12 @@ prometheus:
 	hack/prometheus/install.sh
 
 .PHONY: prometheus
+
+## dashboards: regenerate charts/kubeinfer/dashboards/*.json from hack/dashboards/build.py (a unit test fails when they drift)
+dashboards: venv
+	$(PY) -m hack.dashboards $(CHART)/dashboards
+
+.PHONY: dashboards
 
 # --- Web console (docs/console.md) ---------------------------------------------------------------------------
 ## chromium: Debian's chromium for the console's browser tests (Playwright drives it; no browser download)

@@ -71,6 +71,9 @@ def predicted_tokens(endpoint: str) -> float:
     raise AssertionError(f"no llamacpp:tokens_predicted_total in {endpoint}/metrics")
 
 
+#: The ModelInstall's server pods (its install Job's pod carries the model-install label too).
+SERVERS = f"kubeinfer.dev/model-install={INSTALL},kubeinfer.dev/component=server"
+
 #: Enough for both workers and both replicas to take a share; 10,000 run in `make bench` (perf/cluster_batch_load.py).
 EXACTLY_ONCE_REQUESTS = 400
 
@@ -132,7 +135,7 @@ def test_batch_survives_killed_worker_server_operator_and_gateway(env: Env, tmp_
     env.cluster.kubectl("delete", "pod", victim["metadata"]["name"], "-n", NAMESPACE, "--wait=false")
 
     wait_for(lambda: progressed(rng.uniform(0.25, 0.4)), timeout=600, interval=0.5, what="progress after worker kill")
-    servers = env.cluster.get_json("pods", "-n", NAMESPACE, "-l", f"kubeinfer.dev/model-install={INSTALL}")["items"]
+    servers = env.cluster.get_json("pods", "-n", NAMESPACE, "-l", SERVERS)["items"]
     env.cluster.kubectl("delete", "pod", rng.choice(servers)["metadata"]["name"], "-n", NAMESPACE, "--wait=false")
 
     wait_for(lambda: progressed(rng.uniform(0.45, 0.6)), timeout=600, interval=0.5, what="progress after server kill")
@@ -240,8 +243,7 @@ def test_cancel_stops_the_workers_and_publishes_what_was_done(env: Env, tmp_path
 def signal_servers(env: Env, signal_name: str) -> list[str]:
     """Send SIGSTOP or SIGCONT to the llama-server of every replica, from inside its container (`kubectl exec`
     as the container's own user); returns the pods."""
-    selector = f"kubeinfer.dev/model-install={INSTALL}"
-    pods = [p["metadata"]["name"] for p in env.cluster.get_json("pods", "-n", NAMESPACE, "-l", selector)["items"]]
+    pods = [p["metadata"]["name"] for p in env.cluster.get_json("pods", "-n", NAMESPACE, "-l", SERVERS)["items"]]
     for pod in pods:
         env.cluster.kubectl(
             "exec", "-n", NAMESPACE, pod, "-c", "server", "--", "pkill", f"-{signal_name}", "-x", "llama-server"
