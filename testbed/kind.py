@@ -253,6 +253,9 @@ def running_test_cluster(
     One at a time on a machine: they share the pod subnet that the host route sends to the node.
     """
     options = cluster_options(shared_dir, skip_helm)
+    if not keep:
+        # A cluster of this name left by a killed session has another shared folder mounted: start afresh.
+        stop(name, state_dir, gateway_port, log, options)
     cluster = start(name, state_dir, gateway_port, log, options)
     try:
         yield cluster

@@ -62,8 +62,12 @@ GATEWAY_RULES: list[dict[str, Any]] = [
 
 
 def operator_objects(namespace: str, service_account: str = "kubeinfer-operator") -> list[dict[str, Any]]:
-    """ServiceAccount, ClusterRole and ClusterRoleBinding for the operator."""
-    name = "kubeinfer-operator"
+    """ServiceAccount, ClusterRole and ClusterRoleBinding for the operator of `namespace`.
+
+    The cluster-scoped names carry the namespace, so operators of several namespaces (and a Helm release's
+    `kubeinfer-operator`) each keep their own binding instead of replacing one another's subject.
+    """
+    name = f"kubeinfer-operator-{namespace}"
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": service_account, "namespace": namespace}},
         {
