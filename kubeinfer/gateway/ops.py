@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
-from kubeinfer.engines.watchdog import ServerState
+from kubeinfer.engines.watchdog import ServerState, ServerWatchdog
 from kubeinfer.gateway.auth import Project
 from kubeinfer.gateway.context import Ctx, GatewayContext
 from kubeinfer.gateway.errors import ApiError
@@ -174,17 +174,35 @@ def _read_from(path: Path, position: int) -> tuple[bytes, int]:
     return chunk, position + len(chunk)
 
 
-async def _follow(path: Path, request: Request, first: list[str]) -> AsyncIterator[bytes]:
-    """The tail, then every byte appended until the client goes."""
+def _ended(watchdog: ServerWatchdog, followed: int | None) -> tuple[bool, int | None]:
+    """Whether the followed process has ended, and the pid followed: the one running when the follow began,
+    else the first one started after it. A restart (new pid), a crash (none) or a stop ends it."""
+    state = watchdog.state()
+    if state.state == "stopped":
+        return True, followed
+    if followed is None:
+        return False, state.pid
+    return state.pid != followed, followed
+
+
+async def _follow(path: Path, request: Request, first: list[str], watchdog: ServerWatchdog) -> AsyncIterator[bytes]:
+    """The tail, then every byte appended, until the client goes or the process followed ends, as
+    `kubectl logs -f` ends with its container (the next process is followed by asking again)."""
     if first:
         yield ("\n".join(first) + "\n").encode()
     _, position = await asyncio.to_thread(_read_from, path, 1 << 62)
-    while not await request.is_disconnected():
+    ended, followed = _ended(watchdog, None)
+    while not ended and not await request.is_disconnected():
         chunk, position = await asyncio.to_thread(_read_from, path, position)
         if chunk:
             yield chunk
         else:
             await asyncio.sleep(FOLLOW_POLL_SECONDS)
+        ended, followed = _ended(watchdog, followed)
+    if ended:  # what it wrote before it ended
+        chunk, position = await asyncio.to_thread(_read_from, path, position)
+        if chunk:
+            yield chunk
 
 
 @router.get("/workers/{name}/logs", response_model=None)
@@ -201,8 +219,9 @@ async def worker_logs(
     lines: list[str] = []
     if path.exists() and tail_lines:
         lines, _ = await asyncio.to_thread(tail, path, tail_lines)
-    if follow:
-        return StreamingResponse(_follow(path, request, lines), media_type="text/plain; charset=utf-8")
+    if follow and ctx.watchdog is not None:
+        stream = _follow(path, request, lines, ctx.watchdog)
+        return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
     return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""))
 
 

@@ -18,6 +18,7 @@ import httpx
 import openai
 import pytest
 import uvicorn
+from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from kubeinfer.cli.app import app as cli
@@ -146,6 +147,37 @@ def test_logs_print_the_server_log_and_follow_streams_new_lines(gateway: str) ->
             if b"print_timing" in received or b"release" in received:
                 break
     assert b"slot" in received
+
+
+def in_flight() -> float:
+    return REGISTRY.get_sample_value("kubeinfer_gateway_requests_in_flight") or 0.0
+
+
+def test_a_followed_log_ends_when_the_client_goes_and_when_the_server_process_ends(gateway: str) -> None:
+    """Issue 17: `follow=true` never ended. Now the gateway stops streaming once the client disconnects, and
+    ends the stream (after the last bytes the process wrote) once the process it follows is replaced."""
+    name = server_of(ok_json(gateway, USER, "workers", "list"))["name"]
+    headers = {"Authorization": f"Bearer {USER}"}
+    url = f"{gateway}/ops/workers/{name}/logs"
+    params: dict[str, str | int] = {"tail": 5, "follow": "true"}
+    idle = in_flight()
+    with httpx.stream("GET", url, params=params, headers=headers, timeout=60) as stream:
+        assert stream.status_code == 200
+        next(stream.iter_bytes())
+        assert in_flight() == idle + 1
+    wait_for(lambda: in_flight() == idle, timeout=30)
+
+    before = server_of(ok_json(gateway, USER, "workers", "list"))
+    restart = threading.Thread(target=run, args=(gateway, ADMIN, "workers", "restart", name))
+    with httpx.stream("GET", url, params=params, headers=headers, timeout=60) as stream:
+        assert stream.status_code == 200
+        restart.start()
+        received = b"".join(stream.iter_bytes())  # returns only when the gateway ends the stream
+    restart.join(timeout=300)
+    assert received
+    after = server_of(ok_json(gateway, USER, "workers", "list"))
+    assert after["restarts"] == before["restarts"] + 1
+    assert after["pid"] != before["pid"]
 
 
 def test_only_an_admin_project_restarts_the_server_and_it_comes_back(gateway: str) -> None:
