@@ -115,7 +115,7 @@ def create_app(settings: Settings, *, insecure_no_auth: bool = False, engine_url
     )
     _add_routes(app)
     app.add_middleware(BodyLimit, max_request_bytes=gw.max_request_bytes, max_upload_bytes=gw.max_upload_bytes)
-    app.openapi = lambda: document(app)  # type: ignore[method-assign]
+    app.openapi = lambda: document(app, gw.model)  # type: ignore[method-assign]
     return app
 
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from kubeinfer.batch.service import BatchNotFound, InvalidBatchRequest
 from kubeinfer.storage.blobs import FileTooLargeError
@@ -14,6 +15,7 @@ from kubeinfer.storage.s3 import StorageUnavailable
 
 #: `code` of the errors Starlette raises itself (no route, wrong method...), by status.
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 class ApiError(Exception):
@@ -68,7 +70,24 @@ def http_error(request: Request, exc: HTTPException) -> ApiError:
         return ApiError(413, message, exc.code, exc.param)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     type_ = "server_error" if exc.status_code >= 500 else "invalid_request_error"
-    return ApiError(exc.status_code, message, code, type_=type_, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return ApiError(exc.status_code, message, code, type_=type_, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path. Starlette's 405 names only the first route's methods
+    (`Allow: POST` on `/v1/files`, which `GET` lists too), but `Allow` must list all the resource supports.
+
+    Each method is tried against every route's `matches` (included routers answer it too, and hide their
+    routes' methods)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -24,6 +24,7 @@ router = APIRouter(prefix="/v1/files", tags=["files"])
     response_model=FileObject,
     openapi_extra={
         "requestBody": {
+            "required": True,
             "content": {
                 "multipart/form-data": {
                     "schema": {
@@ -35,7 +36,7 @@ router = APIRouter(prefix="/v1/files", tags=["files"])
                         },
                     }
                 }
-            }
+            },
         }
     },
 )

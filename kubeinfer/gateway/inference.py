@@ -30,8 +30,7 @@ from kubeinfer.batch.pool import EndpointPool, NoEndpoints
 from kubeinfer.gateway.auth import Project
 from kubeinfer.gateway.context import Ctx, GatewayContext
 from kubeinfer.gateway.errors import ApiError
-from kubeinfer.metrics.gateway import StreamMeter, record_usage
-from kubeinfer.metrics.usage import TokenUsage, usage_of
+from kubeinfer.metrics.gateway import StreamMeter, record_answer
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,29 @@ async def _body(request: Request) -> dict[str, Any]:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "you must provide a model parameter", "missing_model", "model")
+    if "messages" in body:
+        _check_messages(body["messages"])
     return body
+
+
+def _check_messages(messages: Any) -> None:
+    """The shape of `messages`, which llama-server answers with a 500 when wrong (a `role` that is no string):
+    a client's mistake must be a 400 it does not retry. Roles and content forms are the engine's to judge."""
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "messages must be a non-empty array of message objects", "invalid_request", "messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ApiError(400, f"messages[{i}] must be an object", "invalid_request", f"messages.{i}")
+        if not isinstance(message.get("role"), str):
+            raise ApiError(400, f"messages[{i}].role must be a string", "invalid_request", f"messages.{i}.role")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise ApiError(
+                400,
+                f"messages[{i}].content must be a string, an array of content parts or null",
+                "invalid_request",
+                f"messages.{i}.content",
+            )
 
 
 def _check_served(model: str, ctx: GatewayContext) -> None:
@@ -166,11 +187,12 @@ async def _proxy(path: str, request: Request, ctx: GatewayContext) -> Response:
         finally:
             await response.aclose()
             done()
-        if response.status_code == 200:
-            record_usage(endpoint, _usage(content))
+        if response.status_code != 200:
+            raise engine_error(response.status_code, content, path, body["model"])
+        record_answer(endpoint, body["model"], content, time.perf_counter() - received)
         return Response(content, response.status_code, headers=headers)
 
-    meter = StreamMeter(endpoint, received)
+    meter = StreamMeter(endpoint, received, body["model"])
 
     async def relay() -> AsyncIterator[bytes]:
         try:
@@ -181,17 +203,37 @@ async def _proxy(path: str, request: Request, ctx: GatewayContext) -> Response:
                 yield chunk
         finally:
             await response.aclose()  # closes the upstream connection: llama-server cancels the task
-            meter.finish()
+            meter.finish(time.perf_counter())
             done()
 
     return StreamingResponse(relay(), response.status_code, headers=headers, media_type="text/event-stream")
 
 
-def _usage(content: bytes) -> TokenUsage | None:
+def engine_error(status: int, content: bytes, path: str, model: str) -> ApiError:
+    """The engine's error in OpenAI's shape, as every other error of the gateway: llama-server's own has an
+    integer `code` and no `param`, and a proxy or a crashed engine may answer with no JSON at all.
+
+    A 501 (llama-server without `--embeddings` asked for embeddings) is the model not being served for that
+    endpoint here, a final answer: 404, which clients do not retry as they would a 5xx.
+    """
     try:
-        return usage_of(json.loads(content))
-    except ValueError:
-        return None
+        error = json.loads(content).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if not isinstance(error, dict):
+        error = {"message": content.decode("utf-8", errors="replace").strip()[:2000]}
+    message = str(error.get("message") or f"the engine answered {status}")
+    if status == 501:
+        return ApiError(404, f"model '{model}' is not served for {path} here: {message}", "endpoint_not_supported")
+    code = error.get("code")
+    type_ = error.get("type")
+    return ApiError(
+        status,
+        message,
+        code if isinstance(code, str) else None,
+        error.get("param") if isinstance(error.get("param"), str) else None,
+        type_ if isinstance(type_, str) else ("server_error" if status >= 500 else "invalid_request_error"),
+    )
 
 
 @router.post("/chat/completions")

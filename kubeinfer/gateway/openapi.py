@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from kubeinfer.gateway.schemas import PROJECT_ID_PATTERN
+
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
@@ -64,20 +66,43 @@ _INFERENCE_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["model"],
     "properties": {
-        "model": {"type": "string", "description": "A model this gateway serves (GET /v1/models)"},
+        "model": {"type": "string", "minLength": 1, "description": "A model this gateway serves (GET /v1/models)"},
         "stream": {"type": "boolean", "default": False},
     },
     "additionalProperties": True,
     "description": "Passed to the engine as it is; see OpenAI's API reference for the fields of each endpoint",
 }
+_TEXT_OR_TEXTS = {"oneOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]}
+_MESSAGE = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"type": "string", "enum": ["system", "user", "assistant"]},
+        "content": {"type": ["string", "null"]},
+    },
+}
 _INFERENCE_FIELDS = {
-    "/v1/chat/completions": ("messages", {"type": "array", "minItems": 1, "items": {"type": "object"}}),
-    "/v1/completions": ("prompt", {"oneOf": [{"type": "string"}, {"type": "array"}]}),
-    "/v1/embeddings": ("input", {"oneOf": [{"type": "string"}, {"type": "array"}]}),
+    "/v1/chat/completions": ("messages", {"type": "array", "minItems": 1, "items": _MESSAGE}),
+    "/v1/completions": ("prompt", _TEXT_OR_TEXTS),
+    "/v1/embeddings": ("input", _TEXT_OR_TEXTS),
+}
+#: A request each inference route answers, shown in /docs and sent by fuzzers' example phase.
+_INFERENCE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "/v1/chat/completions": {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8},
+    "/v1/completions": {"prompt": "The capital of France is", "max_tokens": 8},
+    "/v1/embeddings": {"input": "kubeinfer"},
 }
 
 
 _TEXT = {"schema": {"type": "string"}}
+#: Before OpenAPI 3.2 (`itemSchema`) the schema of a `text/event-stream` describes each event.
+_SSE_EVENT = {
+    "schema": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"data": {"type": "string", "description": "A JSON chunk; the last event's is [DONE]"}},
+    }
+}
 #: Content types of success responses that are not JSON.
 _CONTENT: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/v1/files/{file_id}/content"): {
@@ -85,11 +110,14 @@ _CONTENT: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("get", "/v1/ops/workers/{name}/logs"): {"text/plain": _TEXT},
     **{
-        ("post", path): {"application/json": {"schema": {"type": "object"}}, "text/event-stream": _TEXT}
+        ("post", path): {"application/json": {"schema": {"type": "object"}}, "text/event-stream": _SSE_EVENT}
         for path in INFERENCE_PATHS
     },
 }
 
+
+#: A Label Studio project id: a number, or the "<id>.<timestamp>" string `/setup` and `/predict` carry.
+PROJECT_ID: list[dict[str, Any]] = [{"type": "integer"}, {"type": "string", "pattern": PROJECT_ID_PATTERN}]
 
 #: Routes that read their JSON body themselves, so FastAPI cannot see it.
 _WEBHOOK_BODY = {
@@ -101,7 +129,12 @@ _WEBHOOK_BODY = {
                 "required": ["action", "project", "tasks"],
                 "properties": {
                     "action": {"type": "string", "enum": ["TASKS_CREATED"]},
-                    "project": {"oneOf": [{"type": "integer"}, {"type": "string"}, {"type": "object"}]},
+                    "project": {
+                        "oneOf": [
+                            *PROJECT_ID,
+                            {"type": "object", "required": ["id"], "properties": {"id": {"oneOf": PROJECT_ID}}},
+                        ]
+                    },
                     "tasks": {
                         "type": "array",
                         "minItems": 1,
@@ -136,15 +169,17 @@ def _error_codes(path: str, method: str, operation: dict[str, Any]) -> set[int |
     return codes
 
 
-def _inference_body(path: str) -> dict[str, Any]:
+def _inference_body(path: str, model: str) -> dict[str, Any]:
     field, schema = _INFERENCE_FIELDS[path]
     body = {**_INFERENCE_BODY, "properties": {**_INFERENCE_BODY["properties"], field: schema}}
     body["required"] = ["model", field]
-    return {"required": True, "content": {"application/json": {"schema": body}}}
+    example = {"model": model, **_INFERENCE_EXAMPLES[path]}
+    return {"required": True, "content": {"application/json": {"schema": body, "example": example}}}
 
 
-def document(app: FastAPI) -> dict[str, Any]:
-    """The app's OpenAPI document with its real error responses (cached on the app like FastAPI's)."""
+def document(app: FastAPI, model: str) -> dict[str, Any]:
+    """The app's OpenAPI document with its real error responses (cached on the app like FastAPI's);
+    `model`, the served model, is the one the inference examples name."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
@@ -155,7 +190,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             if path in INFERENCE_PATHS and method == "post":
-                operation["requestBody"] = _inference_body(path)
+                operation["requestBody"] = _inference_body(path, model)
             elif (method, path) == ("post", "/labelstudio/webhook"):
                 operation["requestBody"] = _WEBHOOK_BODY
             responses = operation.setdefault("responses", {})

@@ -7,7 +7,23 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from kubeinfer.batch.service import usage_of
+from kubeinfer.models.catalog import CATALOG
 from kubeinfer.storage.records import BatchRecord, FileRecord
+
+#: A Hugging Face user or repo name as huggingface_hub's `validate_repo_id` accepts it: at most 96 ASCII letters,
+#: digits, `_`, `.` and `-`, each `.` or `-` between two others (none first, last or repeated); a repo name not
+#: ending in `.git`. Anything else the Hub library refuses before asking, and the analysis would blame the Hub.
+_HF_NAME = r"(?![A-Za-z0-9_.-]{97})[A-Za-z0-9_]+([.-][A-Za-z0-9_]+)*"
+_HF_REPO = rf"{_HF_NAME}/{_HF_NAME}(?<!\.git)"
+#: What `/api/models/analyze` can look up: a Hugging Face URL or repo id, a local GGUF path (no `:`, so no URL),
+#: or a catalog name (kubeinfer.models.analysis; surrounding spaces are ignored).
+MODEL_REFERENCE_PATTERN = (
+    rf"^\s*(https?://(www\.)?huggingface\.co/{_HF_REPO}(/.*)?|{_HF_REPO}|[^:]*\.gguf|"
+    + "|".join(name.replace(".", r"\.") for name in sorted(CATALOG))
+    + r")\s*$"
+)
+#: A Label Studio project id as a string: `/setup` and `/predict` send "<id>.<timestamp>" ("12.1700000000").
+PROJECT_ID_PATTERN = r"^\d+(\.\d+)?$"
 
 BatchStatus = Literal[
     "validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"
@@ -230,10 +246,17 @@ class JobHistory(BaseModel):
 
 
 class AnalyzeRequest(BaseModel):
-    content: str = Field(description="Hugging Face URL or repo id, or a local GGUF path")
-    ctx_size: int = Field(default=4096, gt=0)
-    parallel: int = Field(default=1, gt=0)
-    memory_gb: float | None = Field(default=None, gt=0, description="Memory available; default: this host's")
+    # the route checks the pattern itself, to answer with what it expected rather than with the pattern
+    content: str = Field(
+        json_schema_extra={"pattern": MODEL_REFERENCE_PATTERN},
+        description="Hugging Face URL or repo id, a local GGUF path inside the model cache, or a catalog name",
+    )
+    # bounded so that the estimate stays a finite number (1e308 GiB once answered `available_gb: null`)
+    ctx_size: int = Field(default=4096, gt=0, le=1 << 24)
+    parallel: int = Field(default=1, gt=0, le=4096)
+    memory_gb: float | None = Field(
+        default=None, gt=0, le=1 << 20, description="Memory available (GiB, at most 1 PiB); default: this host's"
+    )
 
 
 class AnalyzeResponse(BaseModel):

@@ -376,3 +376,22 @@ def test_api_keys_parse_and_never_show_in_errors_or_repr() -> None:
     ring = KeyRing({"sk-secret": "p"}, insecure_no_auth=False)
     assert "sk-secret" not in repr(ring)
     assert ring.project_of("sk-secret") == "p"
+
+
+def test_engine_errors_reach_the_client_in_openai_s_shape(gateway_url: str) -> None:
+    """Found by schemathesis: llama-server's own error body has an integer `code` and no `param`, and its 501
+    for embeddings (no `--embeddings`) is a 5xx that clients retry; the gateway answers both as OpenAI does."""
+    headers = {"Authorization": f"Bearer {KEY_A}"}
+    reply = httpx.post(
+        f"{gateway_url}/v1/completions", headers=headers, json={"model": MODEL, "prompt": {}, "max_tokens": 4}
+    )
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["code"] is None or isinstance(error["code"], str)
+    assert "prompt" in error["message"]
+
+    reply = httpx.post(f"{gateway_url}/v1/embeddings", headers=headers, json={"model": MODEL, "input": "hi"})
+    assert reply.status_code == 404, reply.text
+    assert reply.json()["error"]["code"] == "endpoint_not_supported"
+    assert "embeddings" in reply.json()["error"]["message"]

@@ -185,6 +185,13 @@ def test_unknown_routes_and_methods_answer_in_openai_s_error_shape(client: TestC
     assert_openai_error(client.post("/v1/models", headers=A), 405, "method_not_allowed")
 
 
+def test_a_405_s_allow_header_lists_every_method_of_the_path_not_only_the_first_route_s(client: TestClient) -> None:
+    # found by schemathesis (Allow header mismatch): /v1/files has a POST route and a GET route
+    assert client.request("OPTIONS", "/v1/files", headers=A).headers["Allow"] == "GET, POST"
+    assert client.request("PATCH", "/v1/files/file-x", headers=A).headers["Allow"] == "DELETE, GET"
+    assert client.request("PUT", "/v1/batches/b/cancel", headers=A).headers["Allow"] == "POST"
+
+
 # failed-auth throttling
 def test_repeated_wrong_keys_from_one_address_are_throttled_with_retry_after(client: TestClient) -> None:
     for _ in range(FAILURES):
@@ -292,3 +299,38 @@ def test_every_route_answers_only_statuses_its_openapi_operation_documents(clien
                 assert_openai_error(reply, reply.status_code)
             walked += 1
     assert walked > 40
+
+
+# found by schemathesis against the live gateway (tests/engine/test_gateway_fuzz.py)
+def test_analyze_refuses_figures_whose_estimate_would_not_be_a_number(client: TestClient) -> None:
+    # memory_gb 1e308 made available_gb infinite, answered as null where the schema promises a number
+    for extra in ({"memory_gb": 1.5e308}, {"ctx_size": 1 << 40}, {"parallel": 1 << 40}):
+        reply = client.post("/api/models/analyze", headers=A, json={"content": MODEL, **extra})
+        assert_openai_error(reply, 400, "invalid_request")
+
+
+def test_analyze_refuses_a_repo_name_the_hub_would_refuse_as_400_not_a_hub_error(client: TestClient) -> None:
+    for content in ("a/SrJNl-", "org/-model", "org/mo..del", "org/model.git", "org/" + "m" * 97, "just-a-word"):
+        reply = client.post("/api/models/analyze", headers=A, json={"content": content})
+        assert "Could not extract model ID" in assert_openai_error(reply, 400, "invalid_model_reference")["message"]
+
+
+def test_analyze_of_a_catalog_model_missing_from_the_cache_is_404_saying_so(tmp_path: Path) -> None:
+    gateway = GatewaySettings(data_dir=tmp_path / "gw", api_keys="sk-a=projectA", model=MODEL)
+    app = create_app(Settings(cache_dir=tmp_path / "cache", gateway=gateway), engine_url="http://127.0.0.1:9")
+    with TestClient(app) as client:
+        reply = client.post("/api/models/analyze", headers=A, json={"content": MODEL})
+    error = assert_openai_error(reply, 404, "model_not_found")
+    assert "not in the model cache" in error["message"]
+
+
+def test_chat_messages_of_the_wrong_shape_are_400_before_the_engine(client: TestClient) -> None:
+    # llama-server answers a role that is not a string with a 500, which clients retry
+    for messages, param in (
+        ([{"role": {}, "content": ""}], "messages.0.role"),
+        ([{"role": "user", "content": 5}], "messages.0.content"),
+        (["hi"], "messages.0"),
+        ([], "messages"),
+    ):
+        reply = client.post("/v1/chat/completions", headers=A, json={"model": MODEL, "messages": messages})
+        assert assert_openai_error(reply, 400, "invalid_request")["param"] == param

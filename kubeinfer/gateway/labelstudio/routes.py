@@ -11,10 +11,10 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from kubeinfer.batch.engine import TransientEngineError
 from kubeinfer.batch.labelstudio import (
@@ -29,6 +29,7 @@ from kubeinfer.gateway.context import Ctx, GatewayContext
 from kubeinfer.gateway.errors import ApiError
 from kubeinfer.gateway.labelstudio import connections, jobs
 from kubeinfer.gateway.labelstudio.auth import LabelStudioProject
+from kubeinfer.gateway.schemas import PROJECT_ID_PATTERN
 
 #: Label Studio webhook actions this backend acts on.
 TASKS_CREATED = "TASKS_CREATED"
@@ -45,6 +46,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await asyncio.gather(*running, return_exceptions=True)
 
 
+#: Checked by `_ls_project`, which says what an id looks like; the document carries the pattern.
+ProjectIdString = Annotated[str, WithJsonSchema({"type": "string", "pattern": PROJECT_ID_PATTERN})]
+
 router = APIRouter(prefix="/labelstudio", tags=["label studio"], lifespan=_lifespan)
 
 
@@ -58,7 +62,7 @@ def _ls_project(value: Any) -> int:
 class SetupRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    project: str | int
+    project: int | ProjectIdString
     schema_: str = Field(alias="schema", min_length=1, description="The project's labeling config")
     hostname: str = ""
     access_token: str = ""
@@ -73,7 +77,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     tasks: list[dict[str, Any]] = Field(min_length=1)
-    project: str | int | None = None
+    project: int | ProjectIdString | None = None
     label_config: str = Field(min_length=1)
 
 
