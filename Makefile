@@ -36,7 +36,7 @@ demo: setup
 test: setup cluster-build helm-build prometheus chromium label-studio
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## test-fast: unit and engine tiers, no cluster (docs/testing.md gives its time on 2 cores)
+## test-fast: unit and engine tiers without the tests marked slow, no cluster (docs/testing.md gives its time on 2 cores)
 test-fast: setup chromium label-studio
 	$(PY) -m pytest tests/unit tests/engine -m "not slow" $(PYTEST_ARGS)
 
