@@ -589,10 +589,18 @@ def test_uninstall_hook_deletes_the_chart_s_model_install_and_test_batches_while
     assert env["NAMESPACE"] == install["metadata"]["namespace"] == job["metadata"]["namespace"]
     test_env = env_of(one(default_docs, "Pod", "kubeinfer-test")["spec"]["containers"][0])
     assert env["BATCH_MARK"] == test_env["BATCH_MARK"]
-    (rule,) = one(hooks, "Role", "kubeinfer-uninstall")["rules"]
+    rule, test_pod_rule = one(hooks, "Role", "kubeinfer-uninstall")["rules"]
     assert rule["apiGroups"] == ["kubeinfer.dev"]
     assert set(rule["resources"]) == {"modelinstalls", "batchjobs"}
     assert {"get", "list", "delete", "patch"} <= set(rule["verbs"])
+    # only the `helm test` Pod, which hooks leave behind, and only to delete it
+    assert env["TEST_POD"] == "kubeinfer-test"
+    assert test_pod_rule == {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "resourceNames": ["kubeinfer-test"],
+        "verbs": ["delete"],
+    }
     binding = one(hooks, "RoleBinding", "kubeinfer-uninstall")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "kubeinfer-uninstall", "namespace": env["NAMESPACE"]}

@@ -1,4 +1,4 @@
-"""`helm uninstall`'s pre-delete hook: delete the chart's ModelInstall and the BatchJobs `helm test` made.
+"""`helm uninstall`'s pre-delete hook: delete the chart's ModelInstall, the BatchJobs `helm test` made and its Pod.
 
 The operator puts a finalizer on every ModelInstall and BatchJob and removes it once it has cleaned up (install Jobs,
 partial downloads, shard logs). Helm deletes custom resources after the operator's Deployment, so without this hook
@@ -6,8 +6,9 @@ they would keep their finalizers for ever and block the deletion of their namesp
 while the operator still runs, it deletes them and waits until they are gone; after TIMEOUT_SECONDS (an operator
 that is down) it removes the finalizers itself, so an uninstall never hangs. Run by the chart's hook Job
 (templates/uninstall-hook.yaml) as `python -c`, in the kubeinfer image. Environment: NAMESPACE, MODEL_INSTALL
-(empty: none), BATCH_MARK (`metadata.helm-test` of the test's batches), TIMEOUT_SECONDS; KUBECONFIG, when set,
-instead of the pod's ServiceAccount.
+(empty: none), BATCH_MARK (`metadata.helm-test` of the test's batches), TEST_POD (the `helm test` Pod, kept after
+its run for its logs; hooks are not part of the release, so uninstall would leave it), TIMEOUT_SECONDS; KUBECONFIG,
+when set, instead of the pod's ServiceAccount.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def main() -> None:
             deadline = float("inf")
         time.sleep(1)
     print(f"gone: {', '.join(f'{plural}/{name}' for plural, name in targets) or 'nothing to delete'}", flush=True)
+    if test_pod := os.environ.get("TEST_POD"):
+        try:
+            client.CoreV1Api().delete_namespaced_pod(test_pod, namespace)
+            print(f"deleted pod/{test_pod}", flush=True)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
 
 def exists(api: client.CustomObjectsApi, namespace: str, plural: str, name: str) -> bool:
