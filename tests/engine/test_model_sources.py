@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kubeinfer.engines.llamacpp_build import EngineInstall
 from kubeinfer.models.cache import ChecksumError, ModelCache
 from kubeinfer.models.sources import ModelFetchError, ModelResolver
 from testbed.hub import FILENAME, REPO, SHA256, HubServer
@@ -74,9 +75,12 @@ def test_derived_quantization_uses_llama_quantize(model_resolver: ModelResolver,
 
 
 def test_derived_file_from_another_base_is_not_reused(
-    model_resolver: ModelResolver, smollm2_gguf: Path, tmp_path: Path
+    engine_install: EngineInstall, smollm2_gguf: Path, tmp_path: Path
 ) -> None:
-    """The cache keys derived files by their base's provenance, so a changed base is requantized."""
+    """The cache keys derived files by their base's provenance, so a changed base is requantized.
+
+    In a cache of its own: a model made up by the test must not land in the user's cache."""
+    model_resolver = ModelResolver(ModelCache(tmp_path / "cache"), engine_install.llama_quantize)
     copy = tmp_path / "copy.gguf"
     copy.write_bytes(smollm2_gguf.read_bytes())
     files = {"Q4_1": f"file://{copy}", "Q8_0": "quantize:Q4_1"}
