@@ -1,15 +1,20 @@
-"""A child process that serves HTTP: started, waited for until `/health` answers, and stopped, for tests."""
+"""A server for tests, started, waited for and stopped: a child process until `/health` answers, or an ASGI app
+in a thread of this process until uvicorn has started."""
 
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+from starlette.types import ASGIApp
 
+from kubeinfer.engines.llamacpp_server import free_port
 from testbed.wait import wait_for
 
 
@@ -52,3 +57,19 @@ def served(
         yield proc
     finally:
         terminate(proc)
+
+
+@contextmanager
+def serving_in_thread(app: ASGIApp, *, timeout: float = 30) -> Iterator[str]:
+    """`app` served by uvicorn in a daemon thread of this process on a free loopback port, its base URL yielded
+    once uvicorn has started, until the block ends."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, timeout=timeout)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 
-from kubeinfer.engines.llamacpp_server import LlamaServer, free_port
+from kubeinfer.engines.llamacpp_server import LlamaServer
 from kubeinfer.gateway.app import create_app
 from kubeinfer.gateway.auth import NoApiKeysError
 from kubeinfer.settings import GatewaySettings, Settings
+from testbed.served import serving_in_thread
 from testbed.wait import wait_for
 
 MODEL = "smollm2-135m"
@@ -57,14 +56,8 @@ def gateway_url(llama_server: LlamaServer, tmp_path_factory: pytest.TempPathFact
         model=MODEL,
     )
     app = create_app(Settings(gateway=gateway), engine_url=llama_server.base_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture

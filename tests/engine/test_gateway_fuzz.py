@@ -7,23 +7,21 @@ valid by the document that the gateway rejects, or one invalid by it that the ga
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 
 from kubeinfer.cli.gateway import openapi_document
-from kubeinfer.engines.llamacpp_server import LlamaServer, free_port
+from kubeinfer.engines.llamacpp_server import LlamaServer
 from kubeinfer.gateway.app import create_app
 from kubeinfer.gateway.openapi import INFERENCE_PATHS
 from kubeinfer.settings import GatewaySettings, Settings
 from testbed.hub import HubServer
-from testbed.wait import wait_for
+from testbed.served import serving_in_thread
 
 MODEL = "smollm2-135m"
 KEY = "sk-fuzz"
@@ -47,15 +45,9 @@ def fuzzed_gateway(llama_server: LlamaServer, tmp_path_factory: pytest.TempPathF
         auth_failures_max=1_000_000,
     )
     app = create_app(Settings(gateway=gateway), engine_url=llama_server.base_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30)
-    assert httpx.get(f"http://127.0.0.1:{port}/openapi.json").json() == openapi_document()
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving_in_thread(app) as url:
+        assert httpx.get(f"{url}/openapi.json").json() == openapi_document()
+        yield url
 
 
 def _schema() -> schemathesis.BaseSchema:

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError as LabelStudioError
 
 from kubeinfer.engines.llamacpp_server import LlamaServer, free_port
 from kubeinfer.gateway.app import create_app
 from kubeinfer.settings import GatewaySettings, Settings
-from testbed.served import served
+from testbed.served import served, serving_in_thread
 from testbed.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,14 +107,8 @@ def label_studio(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
 def gateway_url(llama_server: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     gateway = GatewaySettings(data_dir=tmp_path_factory.mktemp("gateway"), api_keys=f"{KEY}=labeling", model=MODEL)
     app = create_app(Settings(gateway=gateway), engine_url=llama_server.base_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from kubeinfer.engines.llamacpp_server import LlamaServer, free_port
+from kubeinfer.engines.llamacpp_server import LlamaServer
 from kubeinfer.gateway.app import create_app
 from kubeinfer.settings import GatewaySettings, Settings
+from testbed.served import serving_in_thread
 from testbed.wait import wait_for
 
 MODEL = "smollm2-135m"
@@ -32,14 +31,8 @@ SERIES = {"model_name": MODEL, "engine": "llamacpp"}
 def gateway_url(llama_server: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     gateway = GatewaySettings(data_dir=tmp_path_factory.mktemp("gateway"), api_keys=f"{KEY}=metrics", model=MODEL)
     app = create_app(Settings(gateway=gateway), engine_url=llama_server.base_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving_in_thread(app) as url:
+        yield url
 
 
 def scrape(gateway_url: str) -> dict[str, float]:
