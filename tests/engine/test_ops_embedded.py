@@ -160,6 +160,9 @@ def test_a_followed_log_ends_when_the_client_goes_and_when_the_server_process_en
     headers = {"Authorization": f"Bearer {USER}"}
     url = f"{gateway}/ops/workers/{name}/logs"
     params: dict[str, str | int] = {"tail": 5, "follow": "true"}
+    # The previous test's follow stream ends on the gateway's side once it notices that client went: wait for it,
+    # or its late decrement would be counted against this stream.
+    wait_for(lambda: in_flight() == 0, timeout=30)
     idle = in_flight()
     with httpx.stream("GET", url, params=params, headers=headers, timeout=60) as stream:
         assert stream.status_code == 200
