@@ -18,12 +18,12 @@ import httpx
 import openai
 import pytest
 import uvicorn
-from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from kubeinfer.cli.app import app as cli
 from kubeinfer.engines.llamacpp_server import free_port
 from kubeinfer.gateway.app import create_app
+from kubeinfer.metrics import gateway as gateway_metrics
 from kubeinfer.settings import GatewaySettings, Settings
 from testbed.wait import wait_for
 
@@ -150,7 +150,10 @@ def test_logs_print_the_server_log_and_follow_streams_new_lines(gateway: str) ->
 
 
 def in_flight() -> float:
-    return REGISTRY.get_sample_value("kubeinfer_gateway_requests_in_flight") or 0.0
+    """The gauge the gateway's middleware moves, read from the object itself: in a whole session another test may
+    have left a different registry in place of the default one."""
+    (family,) = gateway_metrics.REQUESTS_IN_FLIGHT.collect()
+    return float(family.samples[0].value)
 
 
 def test_a_followed_log_ends_when_the_client_goes_and_when_the_server_process_ends(gateway: str) -> None:
