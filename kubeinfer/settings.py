@@ -159,6 +159,12 @@ class OperatorSettings(BaseModel):
     storage: StorageSettings = Field(
         default_factory=StorageSettings, description="Copied from Settings.storage; handed on to batch pods"
     )
+    report_config_map_max_bytes: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=1_000_000,
+        description="A BenchmarkMatrix report larger than this goes to the store, not a ConfigMap (1 MiB at most)",
+    )
     batch_stall_seconds: float = Field(
         default=600,
         gt=0,

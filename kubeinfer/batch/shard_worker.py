@@ -22,18 +22,21 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kubeinfer.batch.checkpoint import ResultLog
 from kubeinfer.batch.engine import EngineReply, TransientEngineError
 from kubeinfer.batch.lines import error_line, missing_line, reply_line
+from kubeinfer.batch.observation_log import ObservationLog, observation_log_path
 from kubeinfer.batch.pool import EndpointPool
 from kubeinfer.batch.schedule import prefix_key
 from kubeinfer.batch.shards import BatchLayout, Shard, count_requests, plan, shard_offsets
 from kubeinfer.metrics import batch as metrics
 from kubeinfer.metrics import vllm
+from kubeinfer.metrics.observations import RequestObservation, contributions
+from kubeinfer.metrics.shard_state import ShardMetrics
 from kubeinfer.metrics.usage import usage_of
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ShardProgress:
-    """What the operator aggregates into the BatchJob's `requestCounts` and `usage`."""
+    """What the operator aggregates into the BatchJob's `requestCounts` and `usage`, and exports as metrics.
+
+    `metrics` is the shard's cumulative series (kubeinfer.metrics.shard_state), rebuilt from its observation
+    log by a replacement worker; `in_flight` the requests at the engine now.
+    """
 
     index: int
     total: int
@@ -50,9 +57,25 @@ class ShardProgress:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finished: bool = False
+    in_flight: int = 0
+    metrics: ShardMetrics = field(default_factory=ShardMetrics)
+
+    def snapshot(self) -> ShardProgress:
+        """A copy to report from another thread while the running shard goes on counting."""
+        return replace(self, metrics=self.metrics.copy())
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "index": self.index,
+            "total": self.total,
+            "completed": self.completed,
+            "failed": self.failed,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "finished": self.finished,
+            "in_flight": self.in_flight,
+            "metrics": self.metrics.as_json(),
+        }
 
 
 @dataclass
@@ -153,6 +176,7 @@ class ShardWorker:
         #: Why dispatching ended before the last request: "cancelled" (`stop`) or "expired"; else None.
         self.stopped: str | None = None
         self._stop_requested = False
+        self.observations: ObservationLog  # the running shard's, opened by `run`
 
     def stop(self) -> None:
         """Send no further request; the ones at the engine finish and keep their lines (a cancel)."""
@@ -162,11 +186,13 @@ class ShardWorker:
         shard = plan(await asyncio.to_thread(count_requests, self.input_path), count, index)
         async with shard_lock(self.layout.lock(index)):
             output, errors = self.layout.logs(index)
+            self.observations = ObservationLog(observation_log_path(self.layout.work, index))
             try:
                 return await self._run(shard, output, errors)
             finally:
                 output.close()
                 errors.close()
+                self.observations.close()
 
     async def _pending(self, shard: Shard, done: set[str]) -> list[int]:
         """Byte offsets of the shard's unanswered requests, in the order they are sent."""
@@ -181,6 +207,7 @@ class ShardWorker:
         out_state, err_state = await asyncio.to_thread(output.recover), await asyncio.to_thread(errors.recover)
         if out_state.truncated_bytes or err_state.truncated_bytes:
             log.warning("cut torn result line", extra={"shard": shard.index})
+        done = out_state.done | err_state.done
         progress = self.progress = ShardProgress(
             shard.index,
             shard.size,
@@ -188,8 +215,9 @@ class ShardWorker:
             err_state.lines,
             out_state.prompt_tokens,
             out_state.completion_tokens,
+            metrics=await asyncio.to_thread(self.observations.recover, done),
         )
-        offsets = await self._pending(shard, out_state.done | err_state.done)
+        offsets = await self._pending(shard, done)
         del out_state, err_state
         concurrency = self.config.concurrency
         if not concurrency:
@@ -221,7 +249,9 @@ class ShardWorker:
                         raw = source.readline()
                         group.create_task(self._one(raw, output, errors, progress, semaphore))
                 if self.stopped == "expired":
-                    await asyncio.to_thread(_expire, source, offsets, errors, progress)
+                    expired = await asyncio.to_thread(self._expire, source, offsets, errors)
+                    for observation in expired:
+                        _count(observation, progress)
         finally:
             reporter.cancel()
         progress.finished = True
@@ -238,21 +268,22 @@ class ShardWorker:
     async def _report_every(self, progress: ShardProgress) -> None:
         while True:
             await asyncio.sleep(self.config.progress_seconds)
-            await asyncio.to_thread(self.report, progress)
+            await asyncio.to_thread(self.report, progress.snapshot())
 
-    async def _send(self, body: dict[str, Any]) -> tuple[EngineReply | None, str]:
+    async def _send(self, body: dict[str, Any]) -> tuple[EngineReply | None, str, int]:
+        """The engine's reply (None when every attempt failed transiently), the last failure, the retries."""
         failure = ""
         for attempt in range(self.config.max_attempts):
             if attempt:
                 metrics.RETRIES.inc()
             try:
-                return await self.pool.post(self.endpoint, body), ""
+                return await self.pool.post(self.endpoint, body), "", attempt
             except TransientEngineError as exc:
                 failure = str(exc)
                 if attempt + 1 < self.config.max_attempts:
                     delay = min(self.config.backoff_max_seconds, self.config.backoff_seconds * 2**attempt)
                     await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
-        return None, failure
+        return None, failure, self.config.max_attempts - 1
 
     async def _one(
         self, raw: bytes, output: ResultLog, errors: ResultLog, progress: ShardProgress, semaphore: asyncio.Semaphore
@@ -262,50 +293,77 @@ class ShardWorker:
             custom_id = str(request["custom_id"])
             # a batch answer is one JSON body; a streamed one could not be stored as such
             body = {k: v for k, v in request["body"].items() if k not in ("stream", "stream_options")}
+            model = str(body.get("model", ""))
             self.busy.enter()
             self.heartbeat = time.time()
             metrics.REQUESTS_IN_FLIGHT.inc()
-            running = vllm.running(str(body.get("model", "")))
+            running = vllm.running(model)
             running.inc()
+            progress.in_flight += 1
             sent = time.monotonic()
             try:
-                reply, failure = await self._send(body)
+                reply, failure, retries = await self._send(body)
             finally:
                 self.busy.leave()
                 metrics.REQUESTS_IN_FLIGHT.dec()
                 running.dec()
+                progress.in_flight -= 1
                 elapsed = time.monotonic() - sent
-                metrics.REQUEST_DURATION.observe(elapsed)
             if reply is None:
                 message = f"gave up after {self.config.max_attempts} attempts: {failure}"
-                await asyncio.to_thread(errors.append, error_line(custom_id, "engine_unavailable", message))
-                progress.failed += 1
-                metrics.REQUESTS.labels("failed").inc()
+                line, log_ = error_line(custom_id, "engine_unavailable", message), errors
+                observation = RequestObservation("failed", elapsed, retries, model)
             elif reply.status_code == 200:
-                await asyncio.to_thread(output.append, reply_line(custom_id, reply))
-                progress.completed += 1
-                metrics.REQUESTS.labels("completed").inc()
-                usage = usage_of(reply.body)
-                metrics.record_tokens(usage)
-                if (timings := vllm.timings_of(reply.body)) is not None:
-                    finish = vllm.finish_reason_of(reply.body)
-                    vllm.observe_finished(str(body["model"]), elapsed, usage, timings, finish)
-                if usage is not None:
-                    progress.prompt_tokens += usage.prompt
-                    progress.completion_tokens += usage.completion
+                line, log_ = reply_line(custom_id, reply), output
+                observation = RequestObservation(
+                    "completed",
+                    elapsed,
+                    retries,
+                    model,
+                    usage_of(reply.body),
+                    vllm.timings_of(reply.body),
+                    vllm.finish_reason_of(reply.body),
+                )
             else:
-                await asyncio.to_thread(errors.append, reply_line(custom_id, reply))
-                progress.failed += 1
-                metrics.REQUESTS.labels("failed").inc()
+                line, log_ = reply_line(custom_id, reply), errors
+                observation = RequestObservation("failed", elapsed, retries, model)
+            await asyncio.to_thread(self._write, custom_id, observation, log_, line)
+            _count(observation, progress)
         finally:
             semaphore.release()
             self.heartbeat = time.time()
 
+    def _write(self, custom_id: str, observation: RequestObservation, log_: ResultLog, line: dict[str, Any]) -> None:
+        """The observation first, then the result line (kubeinfer.batch.observation_log says why)."""
+        self.observations.append(custom_id, observation)
+        log_.append(line)
 
-def _expire(source: BinaryIO, offsets: list[int], errors: ResultLog, progress: ShardProgress) -> None:
-    """A `batch_expired` line for each request at `offsets`: the batch's window closed before they were sent."""
-    for offset in offsets:
-        source.seek(offset)
-        errors.append(missing_line(str(json.loads(source.readline())["custom_id"]), "batch_expired"))
+    def _expire(self, source: BinaryIO, offsets: list[int], errors: ResultLog) -> list[RequestObservation]:
+        """A `batch_expired` line for each request at `offsets`: the batch's window closed before they were sent.
+
+        Runs in a thread; the caller counts what it returns in the event loop, where the progress is counted.
+        """
+        expired = []
+        for offset in offsets:
+            source.seek(offset)
+            custom_id = str(json.loads(source.readline())["custom_id"])
+            observation = RequestObservation("expired")
+            self._write(custom_id, observation, errors, missing_line(custom_id, "batch_expired"))
+            expired.append(observation)
+        return expired
+
+
+def _count(observation: RequestObservation, progress: ShardProgress) -> None:
+    """A request whose lines are written: into the shard's counts and state, and this process's registry.
+
+    Only ever in the event loop: reports from other threads read a `snapshot`.
+    """
+    if observation.status == "completed":
+        progress.completed += 1
+        if observation.usage is not None:
+            progress.prompt_tokens += observation.usage.prompt
+            progress.completion_tokens += observation.usage.completion
+    else:
         progress.failed += 1
-        metrics.REQUESTS.labels("expired").inc()
+    progress.metrics.add_all(contributions(observation))
+    metrics.record(observation)

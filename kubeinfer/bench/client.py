@@ -133,7 +133,11 @@ class ChatClient:
         self.model = model
         self.stop = stop or threading.Event()
         self.poll_seconds = poll_seconds
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout_seconds, connect=10.0))
+        # An open-loop load level keeps up to 256 requests in flight through one client.
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout_seconds, connect=10.0),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=32),
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -214,6 +218,11 @@ class ChatClient:
     def detokenize(self, tokens: list[int]) -> str:
         data = self._interruptible(lambda: self._post_json("/detokenize", {"tokens": tokens}))
         return str(data.get("content", ""))
+
+    def apply_template(self, messages: list[Message]) -> str:
+        """The prompt text the server's chat template makes of `messages` (llama-server's /apply-template)."""
+        data = self._interruptible(lambda: self._post_json("/apply-template", {"messages": messages}))
+        return str(data.get("prompt", ""))
 
     def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:

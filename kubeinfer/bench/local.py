@@ -9,9 +9,11 @@ from pathlib import Path
 
 import psutil
 
-from kubeinfer.bench import preflight
+from kubeinfer.bench import page_cache, preflight
+from kubeinfer.bench.cost import apply_cost, manifest_price
+from kubeinfer.bench.load.records import jsonl_sink
 from kubeinfer.bench.measure import measure_profiles
-from kubeinfer.bench.outcome import judge_cell
+from kubeinfer.bench.outcome import judge_cell, record_sustainable
 from kubeinfer.bench.planner import PlannedCell
 from kubeinfer.bench.profiles.base import ProfileContext
 from kubeinfer.bench.rules import GIB
@@ -72,6 +74,8 @@ class LocalExecutor:
         if skip := preflight_rule(plan.estimated_bytes / GIB, limit_gb):
             return self._ended(result, CellStatus.skipped, skip.rule, skip.reason)
         profiles = [p for p in spec.profiles.enabled() if p != STRESS]
+        if failure := self._cold_load(result, model, spec, plan):
+            return self._ended(result, CellStatus.failed, Rule.load_failure, failure)
         return self._serve_and_measure(result, model, spec, plan, profiles)
 
     def run_stress(self, cell: PlannedCell, spec: BenchmarkMatrixSpec) -> ProfileResult:
@@ -94,24 +98,14 @@ class LocalExecutor:
         log_suffix: str = "",
         rate: bool = True,
     ) -> CellResult:
-        log_path = self.out_dir / "logs" / f"{model.model}_{model.quantization}{log_suffix}.log"
+        log_path = self._log_path(model, log_suffix)
         result.server_log = str(log_path)
-        config = ServerConfig(
-            model_path=model.path,
-            ctx_size=plan.ctx_size,
-            parallel=spec.engine.parallel,
-            threads=self.threads(spec),
-            gpu_layers=spec.engine.gpu_layers,
-            alias=model.model,
-            extra_args=spec.engine.extra_args,
-        )
-        server = LlamaServer(self.engine.llama_server, config, log_path)
+        server = LlamaServer(self.engine.llama_server, self._server_config(model, spec, plan), log_path)
         try:
             server.start(timeout_seconds=spec.limits.max_load_time_seconds)
         except ServerLoadError as exc:
             result.load_seconds = None
-            cause = "timed out" if exc.timed_out else "failed"
-            return self._ended(result, CellStatus.failed, Rule.load_failure, f"model load {cause}: {exc}")
+            return self._ended(result, CellStatus.failed, Rule.load_failure, _load_failure(exc))
         with server:
             result.load_seconds = round(server.load_seconds or 0.0, 3)
             context = ProfileContext(
@@ -123,8 +117,11 @@ class LocalExecutor:
                 max_context=plan.ctx_per_slot,
                 stop=self.stop,
                 log=self.log,
+                records=jsonl_sink(self.out_dir / "requests", f"{model.model}_{model.quantization}"),
             )
             result.profiles.update(measure_profiles(context, profiles, rate, server.alive, lambda: server.log_tail(5)))
+            record_sustainable(result)
+            apply_cost(result, manifest_price(spec.placement))
             if server.sampler is not None:
                 server.sampler.sample()
                 result.peak_memory_gb = round(server.sampler.peak_rss_bytes / GIB, 4)
@@ -139,7 +136,51 @@ class LocalExecutor:
         status, rule, reason = judge_cell(result.profiles)
         return self._ended(result, status, rule, reason)
 
+    def _cold_load(
+        self, result: CellResult, model: CachedModel, spec: BenchmarkMatrixSpec, plan: preflight.ServerPlan
+    ) -> str | None:
+        """Evict the model file from the page cache, start a server on it and stop it once healthy.
+
+        That start's load time is `cold_load_seconds`; the measuring server started next finds the file
+        cached, and its load time is `load_seconds` (warm). Returns why the load failed, else None.
+        """
+        try:
+            page_cache.evict(model.path)
+            left = page_cache.resident_fraction(model.path)
+        except OSError as exc:
+            self.log(f"{result.key}: page cache not evicted ({exc}); cold load measured as it is")
+        else:
+            if left > 0:
+                self.log(f"{result.key}: {left:.0%} of {model.path.name} stayed in the page cache (mapped elsewhere?)")
+        log_path = self._log_path(model, "-cold")
+        with LlamaServer(self.engine.llama_server, self._server_config(model, spec, plan), log_path) as server:
+            try:
+                server.start(timeout_seconds=spec.limits.max_load_time_seconds)
+            except ServerLoadError as exc:
+                result.server_log = str(log_path)
+                return _load_failure(exc)
+            result.cold_load_seconds = round(server.load_seconds or 0.0, 3)
+        return None
+
+    def _log_path(self, model: CachedModel, suffix: str) -> Path:
+        return self.out_dir / "logs" / f"{model.model}_{model.quantization}{suffix}.log"
+
+    def _server_config(self, model: CachedModel, spec: BenchmarkMatrixSpec, plan: preflight.ServerPlan) -> ServerConfig:
+        return ServerConfig(
+            model_path=model.path,
+            ctx_size=plan.ctx_size,
+            parallel=spec.engine.parallel,
+            threads=self.threads(spec),
+            gpu_layers=spec.engine.gpu_layers,
+            alias=model.model,
+            extra_args=spec.engine.extra_args,
+        )
+
     @staticmethod
     def _ended(result: CellResult, status: CellStatus, rule: Rule | None, reason: str | None) -> CellResult:
         result.status, result.rule, result.reason = status, rule, reason
         return result
+
+
+def _load_failure(exc: ServerLoadError) -> str:
+    return f"model load {'timed out' if exc.timed_out else 'failed'}: {exc}"

@@ -4,6 +4,15 @@ The seed's usability rating: *excellent* when every metric beats its threshold b
 20% or more, *acceptable* when every threshold is met, *poor* when a non-critical metric misses and
 *failed* when a critical one does. How far a metric "beats" its threshold is measured against the room
 the metric's scale leaves (see `Check.scale`), so that a 0-100 score or a temperature can be excellent too.
+
+Noise: a metric measured over repeats carries a 95% interval (`<metric>_interval`, see intervals.py). It
+misses a threshold only when the whole interval is past it; a value past the threshold whose interval
+still reaches it counts as just meeting it (margin 0, so at best *acceptable*) and the profile's reason
+says "within noise".
+
+SLOs: where a load profile (interactive, batch) sets `slo`, its latency percentiles are checked against the
+limits and goodput (requests per second meeting every limit) must be above zero; recommend.py then ranks
+that use case by goodput.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from kubeinfer.resources.benchmark_matrix import ProfileResult, Profiles, Rating
+from kubeinfer.bench.intervals import describe, favourable_end, interval_of, past
+from kubeinfer.resources.benchmark_matrix import ProfileResult, Profiles, Rating, Slo
 
 EXCELLENT_MARGIN = 0.5
 GOOD_MARGIN = 0.2
@@ -51,6 +61,8 @@ class Check:
     higher_is_better: bool
     critical: bool
     scale: float | None
+    #: Says what a miss means when "<metric> should be at least <threshold>" would not (goodput above zero).
+    miss: str | None = None
 
     def margin(self, value: float) -> float:
         """Signed fraction by which `value` beats the threshold; negative when it misses it."""
@@ -101,14 +113,53 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def noisy_miss(check: Check, metrics: dict[str, Any]) -> bool:
+    """The metric's value misses the threshold but its interval reaches it: not a miss, only noise."""
+    value = _number(metrics.get(check.metric))
+    interval = interval_of(metrics, check.metric)
+    if value is None or interval is None or check.margin(value) >= 0:
+        return False
+    return not past(favourable_end(interval, check.higher_is_better), check.threshold, check.higher_is_better)
+
+
 def evaluate(checks: list[Check], metrics: dict[str, Any]) -> list[tuple[Check, float]]:
-    """Margins of the checks whose metric was measured; a missing metric is not held against the profile."""
+    """Margins of the checks whose metric was measured; a missing metric is not held against the profile.
+
+    A miss within the metric's interval counts as meeting the threshold exactly (margin 0).
+    """
     margins = []
     for check in checks:
         value = _number(metrics.get(check.metric))
         if value is not None:
-            margins.append((check, check.margin(value)))
+            margins.append((check, 0.0 if noisy_miss(check, metrics) else check.margin(value)))
     return margins
+
+
+#: Goodput must be above this to count as any: a profile whose requests never all met the SLO serves none.
+GOODPUT_FLOOR = 1e-9
+GOODPUT_MISS = "critical goodput_rps is 0: no request met every SLO limit"
+
+
+def percentile_metric(latency: str, percentile: float) -> str:
+    """The profile metric holding a latency's percentile, e.g. ttft at 95 -> ttft_p95_seconds."""
+    return f"{latency}_p{percentile:g}_seconds".replace(".", "_")
+
+
+def slo_checks(slo: Slo | None) -> list[Check]:
+    """With an SLO: goodput above zero is critical, each latency limit at the SLO's percentile degrades.
+
+    Goodput already counts only requests meeting every limit, at whichever load level met them; the
+    percentiles (as the profile reports them) grade how much room the limits leave, and a miss there makes
+    the profile poor rather than failed.
+    """
+    if slo is None:
+        return []
+    limits = {"ttft": slo.ttft_seconds, "itl": slo.itl_seconds, "e2e": slo.e2e_seconds}
+    goodput = Check("goodput_rps", GOODPUT_FLOOR, True, critical=True, scale=None, miss=GOODPUT_MISS)
+    return [
+        goodput,
+        *(at_most(percentile_metric(latency, slo.percentile), limit) for latency, limit in limits.items() if limit),
+    ]
 
 
 def interactive_checks(profiles: Profiles, _metrics: dict[str, Any]) -> list[Check]:
@@ -118,6 +169,7 @@ def interactive_checks(profiles: Profiles, _metrics: dict[str, Any]) -> list[Che
         at_least("tokens_per_second", p.min_tokens_per_second, critical=True),
         at_most("ttft_seconds", p.max_time_to_first_token_seconds, critical=True),
         at_most("variance_percent", p.max_variance_percent),
+        *slo_checks(p.slo),
     ]
 
 
@@ -150,6 +202,7 @@ def batch_checks(profiles: Profiles, _metrics: dict[str, Any]) -> list[Check]:
         at_most("variance_percent", p.max_variance_percent),
         at_most("degradation_percent", p.max_degradation_percent),
         at_most("memory_drift_percent", p.max_memory_drift_percent),
+        *slo_checks(p.slo),
     ]
 
 
@@ -214,10 +267,31 @@ def rate_metrics(profile: str, metrics: dict[str, Any], profiles: Profiles) -> R
     return rating_from_margins(evaluate(builder(profiles, metrics), _with_derived(profile, metrics)))
 
 
-def describe_miss(check: Check) -> str:
+def describe_miss(check: Check, metrics: dict[str, Any] | None = None) -> str:
+    """'critical tokens_per_second should be at least 2', with the measured interval when there is one."""
+    if check.miss is not None:
+        return check.miss
     relation = "at least" if check.higher_is_better else "at most"
     kind = "critical " if check.critical else ""
-    return f"{kind}{check.metric} should be {relation} {check.threshold:g}"
+    measured = ""
+    if metrics is not None and (value := _number(metrics.get(check.metric))) is not None:
+        measured = f" (measured {value:g}{describe(metrics, check.metric)})"
+    return f"{kind}{check.metric} should be {relation} {check.threshold:g}{measured}"
+
+
+def noise_notes(profile: str, metrics: dict[str, Any], profiles: Profiles) -> list[str]:
+    """One line per threshold whose value misses it while its interval reaches it, for the report."""
+    builder = CHECKS.get(profile)
+    notes: list[str] = []
+    for check in builder(profiles, metrics) if builder else []:
+        value = _number(metrics.get(check.metric))
+        if value is not None and noisy_miss(check, metrics):
+            relation = "at least" if check.higher_is_better else "at most"
+            notes.append(
+                f"within noise: {check.metric} {value:g}{describe(metrics, check.metric)} "
+                f"vs {relation} {check.threshold:g}"
+            )
+    return notes
 
 
 def rate_profile(name: str, result: ProfileResult, profiles: Profiles) -> ProfileResult:
@@ -227,7 +301,8 @@ def rate_profile(name: str, result: ProfileResult, profiles: Profiles) -> Profil
     critical threshold was missed (TTFT, tokens/s, ...), *poor* when only a secondary one was (variance,
     drift), so a jittery but usable configuration stays usable. A passed result whose metrics miss a
     critical threshold is turned into a failed one, so that the status the termination rules read and the
-    rating shown in reports never disagree.
+    rating shown in reports never disagree. A passed result with a miss inside the noise keeps its status
+    and says so in its reason.
     """
     interpretation = interpret_metrics(result.metrics)
     if result.status in ("skipped", "error"):
@@ -239,7 +314,9 @@ def rate_profile(name: str, result: ProfileResult, profiles: Profiles) -> Profil
     update: dict[str, Any] = {"rating": rating, "interpretation": interpretation}
     if rating == "failed":
         critical = [c for c in failed_checks(name, result.metrics, profiles) if c.critical]
-        update |= {"status": "failed", "reason": "; ".join(describe_miss(c) for c in critical)}
+        update |= {"status": "failed", "reason": "; ".join(describe_miss(c, result.metrics) for c in critical)}
+    elif result.reason is None and (notes := noise_notes(name, result.metrics, profiles)):
+        update["reason"] = "; ".join(notes)
     return result.model_copy(update=update)
 
 

@@ -4,6 +4,11 @@ Only cells that ran to a verdict of passed or partial count, and within them onl
 with a rating. Every ranking is: rating first (excellent to poor), then the use case's own deciding
 metrics (below, per use case), then the smaller memory footprint, then the cell key so the order is
 stable from run to run.
+
+Goodput: where a profile ran with an SLO, its metrics carry `goodput_rps` (requests per second that met
+every limit), and that use case is ranked by goodput before the rating: the SLO is the user's own
+statement of "good enough", so the cell that serves the most requests within it comes first. A cell
+without goodput in such a ranking sorts after those with it.
 """
 
 from __future__ import annotations
@@ -57,8 +62,13 @@ def _join(*parts: str | None) -> str:
     return ", ".join(part for part in parts if part)
 
 
+def goodput_summary(m: dict[str, Any]) -> str | None:
+    return _fmt(_num(m, "goodput_rps"), "{:.2f} req/s within SLO")
+
+
 def interactive_summary(m: dict[str, Any]) -> str:
     return _join(
+        goodput_summary(m),
         _fmt(_num(m, "tokens_per_second"), "{:.1f} t/s"),
         _fmt(_num(m, "ttft_seconds"), "{:.1f}s TTFT"),
     )
@@ -73,6 +83,7 @@ def long_context_summary(m: dict[str, Any]) -> str:
 
 def batch_summary(m: dict[str, Any]) -> str:
     return _join(
+        goodput_summary(m),
         _fmt(_num(m, "throughput_docs_per_hour"), "{:.0f} docs/hour"),
         _fmt(_num(m, "variance_percent"), "{:.0f}% variance"),
     )
@@ -139,22 +150,34 @@ def rated_profile(cell: CellResult, use_case: str) -> ProfileResult | None:
     return profile
 
 
+GOODPUT = "goodput_rps"
+
+
+def has_goodput(profile: ProfileResult | None) -> bool:
+    return profile is not None and _num(profile.metrics, GOODPUT) is not None
+
+
 def rank_use_case(cells: list[CellResult], use_case: str) -> list[dict[str, Any]]:
-    """The recommendable cells for one use case, best first."""
+    """The recommendable cells for one use case, best first; by goodput first where any cell has it."""
     case = USE_CASES[use_case]
     entries = [(cell, profile) for cell in cells if (profile := rated_profile(cell, use_case)) is not None]
+    by_goodput = any(has_goodput(profile) for _, profile in entries)
     entries.sort(
         key=lambda e: (
+            _desc(e[1].metrics, GOODPUT) if by_goodput else 0.0,
             -RATING_RANK[e[1].rating or "failed"],
             case.tie_break(e[1].metrics),
             _memory_key(e[0]),
             e[0].key,
         )
     )
-    return [
-        {"cell": cell.key, "rating": profile.rating, "summary": case.summary(profile.metrics)}
-        for cell, profile in entries
-    ]
+    ranked = []
+    for cell, profile in entries:
+        entry: dict[str, Any] = {"cell": cell.key, "rating": profile.rating, "summary": case.summary(profile.metrics)}
+        if by_goodput:
+            entry[GOODPUT] = _num(profile.metrics, GOODPUT)
+        ranked.append(entry)
+    return ranked
 
 
 def cell_ratings(cell: CellResult) -> dict[str, str]:
@@ -186,12 +209,14 @@ def cell_rating(cell: CellResult) -> str | None:
 
 
 def _overall_key(cell: CellResult) -> tuple[float, ...]:
-    """Balance first (mean rating), then a clean pass over a partial one, speed, accuracy, small memory."""
+    """Balance first (mean rating), then a clean pass over a partial one, interactive goodput (where an SLO
+    gave one), speed, accuracy, small memory."""
     interactive = cell.profiles.get("interactive")
     quality = cell.profiles.get("quality")
     return (
         -(cell_score(cell) or 0.0),
         0.0 if cell.status == CellStatus.passed else 1.0,
+        _desc(interactive.metrics, GOODPUT) if interactive else math.inf,
         _desc(interactive.metrics, "tokens_per_second") if interactive else math.inf,
         _desc(quality.metrics, "overall_score") if quality else math.inf,
         _memory_key(cell),
@@ -217,6 +242,11 @@ def overall_reasons(cell: CellResult) -> list[str]:
     interactive = cell.profiles.get("interactive")
     if interactive and (summary := interactive_summary(interactive.metrics)):
         reasons.append(summary)
+    if cell.max_sustainable_rps is not None:
+        reasons.append(f"{cell.max_sustainable_rps:.2f} req/s sustained")
+    if cell.cost_per_million_output_tokens is not None:
+        currency = f" {cell.currency}" if cell.currency else ""
+        reasons.append(f"{cell.cost_per_million_output_tokens:.2f}{currency} per 1M output tokens")
     return reasons
 
 

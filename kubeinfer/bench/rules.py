@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from kubeinfer.bench.planner import PlannedCell
 from kubeinfer.bench.quantization import bits_per_weight, estimated_file_gb
+from kubeinfer.bench.ratings import RATING_RANK
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrixSpec, CellResult, CellStatus, Rule
 
 GIB = 1024**3
-_RATING_RANK = {"excellent": 4, "good": 3, "acceptable": 2, "poor": 1, "failed": 0}
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,11 @@ def load_failure(cell: PlannedCell, finished: list[CellResult]) -> Skip | None:
 
 
 def performance_threshold(cell: PlannedCell, finished: list[CellResult]) -> Skip | None:
-    """Rule 3: a model that missed the interactive thresholds stops larger models at the same quantization."""
+    """Rule 3: a model that missed the interactive thresholds stops larger models at the same quantization.
+
+    "Missed" is the rating's verdict, so it is noise-aware: a miss inside the measured interval leaves the
+    interactive profile passed and never fires this rule.
+    """
     for done in finished:
         if (
             done.quantization == cell.quantization
@@ -118,7 +122,7 @@ def select_stress_cell(finished: list[CellResult]) -> CellResult | None:
         d
         for d in finished
         if d.status in (CellStatus.passed, CellStatus.partial)
-        and _RATING_RANK.get(_interactive_rating(d) or "failed", 0) >= _RATING_RANK["acceptable"]
+        and RATING_RANK.get(_interactive_rating(d) or "failed", 0) >= RATING_RANK["acceptable"]
     ]
     if not candidates:
         return None

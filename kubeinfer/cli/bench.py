@@ -26,6 +26,7 @@ from kubeinfer.bench.local import LocalExecutor
 from kubeinfer.bench.planner import PlanError, PlannedCell, plan
 from kubeinfer.bench.report import FORMATS, as_report_data, write_reports
 from kubeinfer.bench.runner import MatrixOutcome, MatrixRunner, RunEvents
+from kubeinfer.cli.bench_diff import diff
 from kubeinfer.cli.common import console, err_console, fail
 from kubeinfer.cli.output import Output, OutputOpt, emit, format_or_path
 from kubeinfer.engines.llamacpp_build import EngineBuildError, EngineInstall, build
@@ -117,20 +118,36 @@ def _summary_table(cells: list[CellResult]) -> Table:
     table.add_column("tokens/s", justify="right", no_wrap=True)
     table.add_column("TTFT s", justify="right", no_wrap=True)
     table.add_column("rating", no_wrap=True)
+    table.add_column("load s\ncold/warm", justify="right", no_wrap=True)
+    currencies = sorted({cell.currency or "" for cell in cells if cell.cost_per_million_output_tokens is not None})
+    if currencies:
+        table.add_column(f"{'/'.join(currencies)}/1M tok\nout/in", justify="right", no_wrap=True)
     table.add_column("reason", overflow="fold", ratio=1)
     for cell in cells:
         interactive = cell.profiles.get("interactive")
         metrics = interactive.metrics if interactive else {}
         tps, ttft = metrics.get("tokens_per_second"), metrics.get("ttft_seconds")
+        cost = [_cost(cell.cost_per_million_output_tokens, cell.cost_per_million_input_tokens)] if currencies else []
         table.add_row(
             Text(cell.key),
             _status_text(cell.status.value),
             f"{tps:.1f}" if isinstance(tps, int | float) else "-",
             f"{ttft:.3f}" if isinstance(ttft, int | float) else "-",
             (interactive.rating or "-") if interactive else "-",
+            f"{_seconds(cell.cold_load_seconds)}/{_seconds(cell.load_seconds)}",
+            *cost,
             Text(((f"{cell.rule.value}: " if cell.rule else "") + (cell.reason or ""))[:80]),
         )
     return table
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def _cost(output: float | None, input_: float | None) -> str:
+    """Costs to three significant digits: a small model's 1M tokens may cost a fraction of a cent."""
+    return "/".join(f"{value:.3g}" if value is not None else "-" for value in (output, input_))
 
 
 def build_report(matrix: BenchmarkMatrix, outcome: MatrixOutcome, engine: EngineInstall) -> dict[str, Any]:
@@ -271,7 +288,11 @@ def report(
     output_opt: FormatOrOldDir = None,
     fmt: ReportFormat = typer.Option(ReportFormat.all, "--format", help="Which report file(s) to write."),
 ) -> None:
-    """Fetch the report of a matrix the operator finished; write the files `bench run` writes."""
+    """Fetch the report of a matrix the operator finished; write the files `bench run` writes.
+
+    The report comes from its ConfigMap, or, when it was too large for one, from the store the operator put
+    it in (the data directory or the S3 bucket of this machine's KUBEINFER_STORAGE__* settings).
+    """
     from kubeinfer.cluster.matrices import fetch_report
     from kubeinfer.kube.errors import ClusterError, NoConfiguration
 
@@ -282,7 +303,7 @@ def report(
         fail(escape(f"{exc}; pass --kubeconfig or set KUBECONFIG" if kubeconfig is None else str(exc)))
     except ClusterError as exc:
         fail(escape(str(exc)))
-    source = f"configmap/{fetched.config_map} in namespace {fetched.namespace}"
+    source = fetched.source
     try:
         data = as_report_data(fetched.report)
     except ValidationError as exc:
@@ -300,5 +321,7 @@ def report(
     lines += [f"{kind} report: {path}" for kind, path in written.items()]
     _print_outcome(output, fetched.report, data.cells, data.extra.get("best"), lines)
 
+
+app.command()(diff)
 
 __all__ = ["app", "build_report", "ModelFetchError"]

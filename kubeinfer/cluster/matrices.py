@@ -1,8 +1,10 @@
-"""BenchmarkMatrices of a namespace: phase and progress, and a finished matrix's report from its ConfigMap.
+"""BenchmarkMatrices of a namespace: phase and progress, and a finished matrix's report wherever it lives.
 
-The operator names the report in `status.report` (`configmap/<name>`, key `report.json`), the same
-document `kubeinfer bench run` writes, so the console renders it with the domain's report models and
-`kubeinfer bench report` writes the files `bench run` writes.
+The operator names the report in `status.report`: `configmap/<name>` (key `report.json`), or, for a report
+too large for a ConfigMap, `store:reports/<ns>/<name>/report.json` (the data directory) or
+`s3://<bucket>/<object>` (kubeinfer/storage/reports.py). It is the document `kubeinfer bench run` writes,
+so the console renders it with the domain's report models and `kubeinfer bench report` writes the files
+`bench run` writes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from kubeinfer.kube.client import api_client, default_namespace
 from kubeinfer.kube.errors import ClusterError, NotFound, call
 from kubeinfer.resources.benchmark_matrix import CellResult
 from kubeinfer.resources.names import GROUP, MATRIX_PLURAL, REPORT_KEY, VERSION
+from kubeinfer.settings import Settings, get_settings
+from kubeinfer.storage.reports import S3_SCHEME, STORE_SCHEME, ReportStoreError, data_root, read_report_bytes
 
 PLURAL = MATRIX_PLURAL
 
@@ -84,7 +88,7 @@ def list_matrices(namespace: str, project: str) -> list[MatrixSummary]:
     return [summarize(item) for item in items]
 
 
-def read_matrix(namespace: str, name: str, project: str) -> ClusterMatrix:
+def read_matrix(namespace: str, name: str, project: str, settings: Settings | None = None) -> ClusterMatrix:
     """One matrix `project` may see; raises NotFound for a missing matrix and for another project's."""
     what = f"BenchmarkMatrix {name} in namespace {namespace}"
     body = call(
@@ -98,7 +102,7 @@ def read_matrix(namespace: str, name: str, project: str) -> ClusterMatrix:
     summary = summarize(body)
     if summary.phase == "Completed":
         try:
-            report = read_report(namespace, what, summary.report)
+            report = read_report(namespace, what, summary.report, settings)
         except ReportUnavailable as exc:
             return ClusterMatrix(summary, [], None, str(exc))
         return ClusterMatrix(summary, report.cells, report, None)
@@ -110,25 +114,29 @@ def read_matrix(namespace: str, name: str, project: str) -> ClusterMatrix:
 
 
 class ReportUnavailable(ClusterError, ValueError):
-    """A matrix whose report cannot be read (unfinished, or its ConfigMap missing or broken); says which and why."""
+    """A matrix whose report cannot be read (unfinished, or its ConfigMap or stored copy missing or broken)."""
 
 
-def report_config_map(where: str, status: dict[str, Any]) -> str:
-    """The report ConfigMap's name from a Completed matrix's status; raises ReportUnavailable otherwise."""
+def report_pointer(where: str, status: dict[str, Any]) -> str:
+    """Where a Completed matrix's report is (`configmap/<name>`, `store:<path>` or `s3://<bucket>/<object>`).
+
+    Raises ReportUnavailable for an unfinished matrix and for a pointer of another kind.
+    """
     phase = status.get("phase") or "Pending"
     if phase != "Completed":
         progress = f"{status.get('cellsDone', 0)}/{status.get('cellsTotal', 0)} cells done"
         why = next((c.get("message") for c in status.get("conditions") or [] if c.get("message")), None)
         detail = f"phase {phase}, {progress}" + (f": {why}" if why and phase == "Failed" else "")
         raise ReportUnavailable(f"{where} is not finished ({detail}); its report is written when it completes")
-    return _config_map_of(where, status.get("report"))
+    return _checked_pointer(where, status.get("report"))
 
 
-def _config_map_of(where: str, pointer: str | None) -> str:
-    kind, _, config_map = str(pointer or "").partition("/")
-    if kind != "configmap" or not config_map:
-        raise ReportUnavailable(f"{where} is Completed but status.report is {pointer!r}")
-    return config_map
+def _checked_pointer(where: str, pointer: str | None) -> str:
+    text = str(pointer or "")
+    kind, _, config_map = text.partition("/")
+    if (kind == "configmap" and config_map) or text.startswith((STORE_SCHEME, S3_SCHEME)):
+        return text
+    raise ReportUnavailable(f"{where} is Completed but status.report is {pointer!r}")
 
 
 def read_report_document(core_api: Any, namespace: str, where: str, config_map: str) -> dict[str, Any]:
@@ -144,38 +152,85 @@ def read_report_document(core_api: Any, namespace: str, where: str, config_map: 
     raw = (body.data or {}).get(REPORT_KEY)
     if raw is None:
         raise ReportUnavailable(f"ConfigMap {config_map} in namespace {namespace} has no {REPORT_KEY} key")
+    return parse_report_document(raw, f"ConfigMap {config_map}: {REPORT_KEY}")
+
+
+def read_stored_document(pointer: str, where: str, settings: Settings) -> dict[str, Any]:
+    """The report a `store:` or `s3://` pointer names, read from this process's configured store."""
+    root = data_root(settings.gateway.data_dir, settings.cache_dir)
+    try:
+        raw = read_report_bytes(pointer, settings.storage, root)
+    except ReportStoreError as exc:
+        raise ReportUnavailable(f"{where} is Completed but its report cannot be read: {exc}") from exc
+    return parse_report_document(raw, pointer)
+
+
+def parse_report_document(raw: str | bytes, source: str) -> dict[str, Any]:
+    """JSON with a results list, not yet validated; ReportUnavailable naming `source` otherwise."""
     try:
         document = json.loads(raw)
     except ValueError as exc:
-        raise ReportUnavailable(f"ConfigMap {config_map}: {REPORT_KEY} is not JSON ({exc})") from exc
+        raise ReportUnavailable(f"{source} is not JSON ({exc})") from exc
     if not isinstance(document, dict) or not isinstance(document.get("results"), list):
-        raise ReportUnavailable(f"ConfigMap {config_map}: {REPORT_KEY} is not a kubeinfer report (no results list)")
+        raise ReportUnavailable(f"{source} is not a kubeinfer report (no results list)")
     return document
 
 
-def read_report(namespace: str, what: str, pointer: str | None) -> ReportData:
+def load_report_document(
+    core_api: Any, namespace: str, where: str, pointer: str, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The report wherever `pointer` says it is: its ConfigMap, the data directory or the bucket."""
+    if pointer.startswith("configmap/"):
+        return read_report_document(core_api, namespace, where, pointer.removeprefix("configmap/"))
+    return read_stored_document(pointer, where, settings or get_settings())
+
+
+def read_report(namespace: str, what: str, pointer: str | None, settings: Settings | None = None) -> ReportData:
     """The report of a Completed matrix, validated by the domain's report models (for the console)."""
-    config_map = _config_map_of(what, pointer)
-    document = read_report_document(core(), namespace, what, config_map)
+    checked = _checked_pointer(what, pointer)
+    document = load_report_document(core(), namespace, what, checked, settings)
+    source = describe_pointer(checked, namespace)
     try:
         return as_report_data(document)
     except ValidationError as exc:
-        raise ReportUnavailable(f"ConfigMap {config_map}: not a kubeinfer report: {_first(exc)}") from exc
+        raise ReportUnavailable(f"{source}: not a kubeinfer report: {_first(exc)}") from exc
     except (ValueError, TypeError) as exc:
-        raise ReportUnavailable(f"ConfigMap {config_map}: {REPORT_KEY} is not a kubeinfer report ({exc})") from exc
+        raise ReportUnavailable(f"{source}: not a kubeinfer report ({exc})") from exc
+
+
+def describe_pointer(pointer: str, namespace: str) -> str:
+    """`configmap/q-report in namespace ns`, or the store pointer as it is."""
+    return f"{pointer} in namespace {namespace}" if pointer.startswith("configmap/") else pointer
 
 
 @dataclass
 class FetchedReport:
     namespace: str
-    config_map: str
+    #: `configmap/<name>`, `store:<path>` or `s3://<bucket>/<object>` (the matrix's status.report).
+    pointer: str
     report: dict[str, Any]
+
+    @property
+    def config_map(self) -> str | None:
+        """The report ConfigMap's name; None when the report was too large for one and is in the store."""
+        return self.pointer.removeprefix("configmap/") if self.pointer.startswith("configmap/") else None
+
+    @property
+    def source(self) -> str:
+        return describe_pointer(self.pointer, self.namespace)
 
 
 def fetch_report(
-    name: str, namespace: str | None = None, kubeconfig: Path | None = None, context: str | None = None
+    name: str,
+    namespace: str | None = None,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    settings: Settings | None = None,
 ) -> FetchedReport:
-    """Read BenchmarkMatrix `name` and, once it is Completed, the report its status points at (for the CLI)."""
+    """Read BenchmarkMatrix `name` and, once it is Completed, the report its status points at (for the CLI).
+
+    A report in the store is read with `settings.storage` (default: this process's `KUBEINFER_*` settings).
+    """
     from kubernetes import client
 
     api = api_client(kubeconfig, context)
@@ -192,10 +247,9 @@ def fetch_report(
         )
     except NotFound as exc:
         raise NotFound(f"{exc} (kubectl get benchmarkmatrices -n {namespace} lists them)") from exc
-    config_map = report_config_map(where, matrix.get("status") or {})
-    return FetchedReport(
-        namespace, config_map, read_report_document(client.CoreV1Api(api), namespace, where, config_map)
-    )
+    pointer = report_pointer(where, matrix.get("status") or {})
+    document = load_report_document(client.CoreV1Api(api), namespace, where, pointer, settings)
+    return FetchedReport(namespace, pointer, document)
 
 
 def _first(exc: ValidationError) -> str:

@@ -40,6 +40,8 @@ class InstallSummary:
     endpoints: list[str]
     project: str | None
     message: str | None
+    bytes_done: int | None = None
+    bytes_total: int | None = None
 
 
 def _source_text(source: dict[str, Any]) -> str:
@@ -58,6 +60,7 @@ def _source_text(source: dict[str, Any]) -> str:
 def summarize(body: dict[str, Any]) -> InstallSummary:
     spec, status = body.get("spec") or {}, body.get("status") or {}
     serving, files = status.get("serving") or {}, status.get("files") or []
+    progress = status.get("progress") or {}
     wanted = spec.get("serving")
     return InstallSummary(
         name=body["metadata"]["name"],
@@ -72,6 +75,8 @@ def summarize(body: dict[str, Any]) -> InstallSummary:
         endpoints=[str(e) for e in serving.get("endpoints") or []],
         project=project_of(body),
         message=status.get("message"),
+        bytes_done=progress.get("bytesDone"),
+        bytes_total=progress.get("bytesTotal"),
     )
 
 

@@ -32,6 +32,8 @@ IMAGE_REASONS = frozenset({"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOf
 #: Container waiting reasons that mean the kubelet cannot build the container (a missing Secret or ConfigMap key).
 CREATE_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
 FINAL_PHASES = ("Succeeded", "Failed")
+#: The kubelet's waiting reason for a container that exited and is held back before its next restart.
+CRASH_LOOP = "CrashLoopBackOff"
 _SERVICE_ACCOUNT = re.compile(r'serviceaccounts? "[^"]+" not found')
 _CLAIM = re.compile(
     r'persistentvolumeclaim "[^"]+" (not found|is being deleted)|unbound immediate PersistentVolumeClaims'
@@ -98,7 +100,23 @@ def _waiting(pod: Mapping[str, Any]) -> CannotStart | None:
             reason = "ImageNotPresent" if why in IMAGE_REASONS else "CreateFailed"
             detail = f"{why}: {waiting.get('message') or container.get('image', '')}"
             return CannotStart(reason, f"{_describe(pod)} container {container.get('name')} cannot start: {detail}")
+        if why == CRASH_LOOP:
+            return _crash_loop(pod, container)
     return None
+
+
+def _crash_loop(pod: Mapping[str, Any], container: Mapping[str, Any]) -> CannotStart:
+    """A container that keeps exiting: its last exit as the kubelet recorded it, and where its log is."""
+    name, last = container.get("name"), ((container.get("lastState") or {}).get("terminated") or {})
+    exit_text = f"exit code {last.get('exitCode', '?')} ({last.get('reason') or 'no reason given'})"
+    if last.get("message"):
+        exit_text += f": {str(last['message']).strip()[-300:]}"
+    pod_name = pod.get("metadata", {}).get("name", "?")
+    return CannotStart(
+        "CrashLoop",
+        f"{_describe(pod)} container {name} keeps exiting ({CRASH_LOOP}, {container.get('restartCount', 0)} "
+        f"restarts); last {exit_text}; see kubectl logs {pod_name} -c {name} --previous",
+    )
 
 
 def _describe(body: Mapping[str, Any]) -> str:
@@ -129,8 +147,21 @@ def _event_time(event: Mapping[str, Any]) -> datetime:
 
 
 def running(pods: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether one of the pods has started (runs or ran to success): the moment a cause counts as gone."""
-    return any(p.get("status", {}).get("phase") in ("Running", "Succeeded") for p in pods)
+    """Whether one of the pods has started (runs or ran to success): the moment a cause counts as gone.
+
+    A pod whose container has restarted counts only once that container is ready again: between two crashes
+    of a crash loop the container runs for a moment, and that moment must not read as "the cause is gone".
+    """
+    return any(_started(p.get("status", {})) for p in pods)
+
+
+def _started(status: Mapping[str, Any]) -> bool:
+    if status.get("phase") == "Succeeded":
+        return True
+    if status.get("phase") != "Running":
+        return False
+    containers = status.get("containerStatuses") or []
+    return all(c.get("ready") or not c.get("restartCount") for c in containers)
 
 
 # --- reading them from the cluster ------------------------------------------------------------------------

@@ -6,39 +6,22 @@ unbounded label and stays in the logs and the Batch object instead.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from kubeinfer.metrics import families as f
+from kubeinfer.metrics.families import BATCH_STATUSES as BATCH_STATUSES
+from kubeinfer.metrics.families import REQUEST_STATUSES as REQUEST_STATUSES
+from kubeinfer.metrics.families import TOKEN_KINDS as TOKEN_KINDS
+from kubeinfer.metrics.observations import RequestObservation, contributions
+from kubeinfer.metrics.registered import apply, counter, gauge, histogram
 
-from kubeinfer.metrics.usage import TokenUsage
-
-#: Outcomes of one batch request, named like the OpenAI Batch object's `request_counts`, plus `expired`.
-REQUEST_STATUSES = ("completed", "failed", "expired")
-#: Final statuses of a batch.
-BATCH_STATUSES = ("completed", "failed", "cancelled", "expired")
-TOKEN_KINDS = ("prompt", "completion")
-
-REQUESTS = Counter(
-    "kubeinfer_batch_requests_total",
-    "Batch requests finished, by status: completed (answered 200), failed (error answer or retries used up), "
-    "expired (the batch's window closed first)",
-    ["status"],
-)
-RETRIES = Counter("kubeinfer_batch_request_retries_total", "Batch requests sent again after a transient engine error")
-REQUEST_DURATION = Histogram(
-    "kubeinfer_batch_request_duration_seconds",
-    "Time one batch request spent at the engine, retries and their back-off included",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
-)
-REQUESTS_IN_FLIGHT = Gauge("kubeinfer_batch_requests_in_flight", "Batch requests at the engine now")
-TOKENS = Counter("kubeinfer_batch_tokens_total", "Tokens of completed batch requests by kind", ["kind"])
-CACHED_PROMPT_TOKENS = Counter(
-    "kubeinfer_batch_cached_prompt_tokens_total",
-    "Prompt tokens of batch requests that the engine reused from its prompt cache (prefix grouping at work)",
-)
-BATCHES = Counter("kubeinfer_batches_finished_total", "Batches that reached a final status", ["status"])
-PROGRESS = Gauge(
-    "kubeinfer_batch_progress_ratio", "Share of the running batch's requests that are finished; 0 when none runs"
-)
-RUNNING = Gauge("kubeinfer_batch_running", "1 while a batch is validating, running or finalizing, else 0")
+REQUESTS = counter(f.BATCH_REQUESTS)
+RETRIES = counter(f.BATCH_RETRIES)
+REQUEST_DURATION = histogram(f.BATCH_REQUEST_DURATION)
+REQUESTS_IN_FLIGHT = gauge(f.BATCH_REQUESTS_IN_FLIGHT)
+TOKENS = counter(f.BATCH_TOKENS)
+CACHED_PROMPT_TOKENS = counter(f.BATCH_CACHED_PROMPT_TOKENS)
+BATCHES = counter(f.BATCHES_FINISHED)
+PROGRESS = gauge(f.BATCH_PROGRESS)
+RUNNING = gauge(f.BATCH_RUNNING)
 
 for _status in REQUEST_STATUSES:  # zero series up front, so error ratios answer before the first failure
     REQUESTS.labels(_status)
@@ -48,12 +31,13 @@ for _kind in TOKEN_KINDS:
     TOKENS.labels(_kind)
 
 
-def record_tokens(usage: TokenUsage | None) -> None:
-    if usage is None:
-        return
-    TOKENS.labels("prompt").inc(usage.prompt)
-    TOKENS.labels("completion").inc(usage.completion)
-    CACHED_PROMPT_TOKENS.inc(usage.cached_prompt)
+def record(observation: RequestObservation) -> None:
+    """A finished batch request into this process's registry: what a cluster shard adds to its state, too.
+
+    Retries are the exception: the worker counts them here as they happen (RETRIES), so a hung engine shows
+    at once; a shard's state counts them when the request finishes, the only moment a log can hold them.
+    """
+    apply(c for c in contributions(observation) if c.family is not f.BATCH_RETRIES)
 
 
 def record_progress(done: int, total: int) -> None:

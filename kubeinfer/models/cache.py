@@ -19,6 +19,7 @@ class Readable(Protocol):
 
 class ChecksumError(ValueError):
     def __init__(self, what: str, expected: str, actual: str) -> None:
+        self.expected, self.actual = expected, actual
         super().__init__(f"checksum mismatch for {what}: expected sha256 {expected}, got {actual}")
 
 
@@ -31,14 +32,21 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def copy_verified(source: Readable, dest: Path, expected_sha256: str | None, what: str) -> str:
-    """Stream `source` into `dest` through a temporary file; `dest` appears only if the checksum holds."""
+    """Stream `source` into `dest` through a temporary file; `dest` appears only if the checksum holds.
+
+    A read that fails half-way (a corrupt archive member, a full disk) removes the temporary file too.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.partial")
     digest = hashlib.sha256()
-    with tmp.open("wb") as out:
-        while block := source.read(1 << 20):
-            digest.update(block)
-            out.write(block)
+    try:
+        with tmp.open("wb") as out:
+            while block := source.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     actual = digest.hexdigest()
     if expected_sha256 and actual != expected_sha256:
         tmp.unlink(missing_ok=True)

@@ -25,15 +25,43 @@ CTX_SEQ_PADDING = 256
 #: perf/calibrate_sizing.py (llama.cpp 0c1e570, x86-64 static build, 2 threads).
 RUNTIME_BASE_BYTES = 20 * 1024**2
 
-#: Host memory per vocabulary entry held by llama_vocab, derived from its containers: the token's
-#: text, score and attributes (40 B), the token-to-id hash map node (about 72 B), the piece cache
-#: string (32 B) and one BPE merge-rank map node per token (about 120 B), plus the tokenizer
-#: arrays gguf keeps while loading; SentencePiece vocabularies without merges cost less.
-VOCAB_BYTES_PER_TOKEN = 320
+#: Host memory per vocabulary entry held by llama_vocab: the token's text, score and attributes, the
+#: token-to-id hash map node, the piece cache string, plus the tokenizer arrays gguf keeps while loading.
+#: Fitted, with VOCAB_BYTES_PER_MERGE, to the peak RSS of SmolLM2 (BPE, 49k tokens, 49k merges) and
+#: Gemma 3 (SentencePiece, 262k tokens, no merges) with perf/calibrate_sizing.py.
+VOCAB_BYTES_PER_TOKEN = 165
+
+#: Host memory per BPE merge rule (`tokenizer.ggml.merges`): the merge-rank map node and its two strings.
+VOCAB_BYTES_PER_MERGE = 155
+
+#: Context checkpoints per slot, in windows. llama-server (checkpoints on by default, up to 32 per slot)
+#: saves the sliding-window layers' cache of a sequence while it reads a prompt, since those cells cannot
+#: be rolled back: after its first token, at the start of its last user message and near its end, the last
+#: holding up to a window of cells. Measured on Gemma 3 270M with the chat prompts of
+#: perf/calibrate_sizing.py: 0.015 + 1.23 + 7.51 MiB = 1.17 windows per slot; a long multi-turn conversation
+#: keeps more, which this does not count.
+SWA_CHECKPOINT_WINDOWS = 1.2
 
 #: Per slot, host memory that scales with the vocabulary: one f32 logits row in the output buffer
 #: (llama_context::output_reserve) and the sampler's llama_token_data candidates (12 B per token).
 SLOT_BYTES_PER_TOKEN = 4 + 12
+
+#: GGUF types llama.cpp's CPU backend repacks into interleaved copies for its AVX2/AVX-512 matmul kernels
+#: (ggml-cpu/repack.cpp, x86-64): a block weight of these types whose row count is a multiple of 8 is held
+#: twice, the mmapped original (touched while repacking) and the anonymous repacked copy.
+REPACKED_TYPES = frozenset({"Q4_0", "Q4_K", "IQ4_NL"})
+
+#: Architectures whose layers alternate sliding-window and full attention, and the pattern llama.cpp gives
+#: them when the GGUF names none (src/models/<arch>.cpp, `load_swa_pattern(ml, n_pattern, dense_first)`):
+#: layer il slides unless il % n_pattern == n_pattern - 1 (dense_first: unless il % n_pattern == 0).
+SWA_PATTERNS: dict[str, tuple[int, bool]] = {
+    "gemma2": (2, False),
+    "gemma3": (6, False),
+    "gemma3n": (5, False),
+    "cohere2": (4, False),
+    "exaone4": (4, False),
+    "gpt-oss": (2, False),
+}
 
 #: KV cache element sizes in bytes for the `--cache-type-k/-v` values llama-server accepts.
 KV_TYPE_BYTES: dict[str, float] = {
@@ -61,6 +89,8 @@ class TensorInfo:
     ggml_type: str
     n_elements: int
     n_bytes: int
+    #: ne[1], the row count of a matrix (0 for a vector).
+    rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,6 +116,15 @@ class ModelGeometry:
     tied_embeddings: bool = False
     tensor_types: dict[str, int] = field(default_factory=dict)
     tensors: tuple[TensorInfo, ...] = ()
+    #: Cells a sliding-window layer attends to (`<arch>.attention.sliding_window`); 0 without one.
+    sliding_window: int = 0
+    #: How many of the blocks use sliding-window attention (a KV cache of their own, a few windows long).
+    swa_layers: int = 0
+    tokenizer_merges: int = 0
+
+    @property
+    def full_attention_layers(self) -> int:
+        return self.block_count - self.swa_layers
 
     @property
     def kv_embedding_length(self) -> int:
@@ -101,7 +140,11 @@ class ModelGeometry:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Host and device bytes one llama-server process needs; `total_bytes` is host plus device."""
+    """Host and device bytes one llama-server process needs; `total_bytes` is host plus device.
+
+    `overhead_bytes` is host memory besides weights, KV cache and compute buffer: the runtime, the
+    vocabulary, per-slot logits and sampler buffers, repacked weight copies and context checkpoints.
+    """
 
     weights_bytes: int
     kv_cache_bytes: int
@@ -146,7 +189,10 @@ def _read_geometry(path: Path, mtime_ns: int, size: int) -> ModelGeometry:  # no
     arch = _required(fields, "general.architecture", path)
     if not isinstance(arch, str):
         raise SizingError(f"{path}: general.architecture is not a string")
-    tensors = tuple(TensorInfo(t.name, t.tensor_type.name, int(t.n_elements), int(t.n_bytes)) for t in reader.tensors)
+    tensors = tuple(
+        TensorInfo(t.name, t.tensor_type.name, int(t.n_elements), int(t.n_bytes), _rows(t.shape))
+        for t in reader.tensors
+    )
     file_bytes = size
     _check_tensor_data(reader, path, file_bytes)
 
@@ -159,6 +205,7 @@ def _read_geometry(path: Path, mtime_ns: int, size: int) -> ModelGeometry:  # no
     n_head_kv = _first_int(key("attention.head_count_kv") or n_head, path, f"{arch}.attention.head_count_kv")
     head_dim = n_embd // n_head if n_head else 0
     vocab = key("vocab_size") or fields.get("tokenizer.ggml.tokens") or 0
+    window = int(key("attention.sliding_window") or 0)
     return ModelGeometry(
         source=str(path),
         architecture=arch,
@@ -179,7 +226,38 @@ def _read_geometry(path: Path, mtime_ns: int, size: int) -> ModelGeometry:  # no
         tied_embeddings=not any(t.name == "output.weight" for t in tensors),
         tensor_types=_count_types(tensors),
         tensors=tensors,
+        sliding_window=window,
+        swa_layers=_swa_layers(arch, blocks, window, key("attention.sliding_window_pattern")),
+        tokenizer_merges=_count(fields.get("tokenizer.ggml.merges")),
     )
+
+
+def _count(value: Any) -> int:
+    """An array field's length (`_gguf_fields` gives short arrays as lists, long ones as their length)."""
+    return len(value) if isinstance(value, list) else int(value or 0)
+
+
+def _rows(shape: Any) -> int:
+    return int(shape[1]) if len(shape) > 1 else 0
+
+
+def _swa_layers(arch: str, blocks: int, window: int, pattern: Any) -> int:
+    """Sliding-window layers as llama.cpp counts them: a per-layer pattern from the GGUF, else the arch's own.
+
+    An architecture not in SWA_PATTERNS is sized as all full attention, which can only overestimate.
+    """
+    if window <= 0:
+        return 0
+    if isinstance(pattern, list):
+        return sum(1 for flag in pattern[:blocks] if flag)
+    n_pattern, dense_first = SWA_PATTERNS.get(arch, (1, False))
+    if isinstance(pattern, int):
+        n_pattern = pattern
+    if n_pattern == 0:
+        return blocks
+    if dense_first:
+        return sum(1 for il in range(blocks) if il % n_pattern != 0)
+    return sum(1 for il in range(blocks) if il % n_pattern < n_pattern - 1)
 
 
 def _open_gguf(path: Path) -> Any:
@@ -341,10 +419,26 @@ def kv_cells(ctx_size: int, parallel: int) -> int:
     return per_seq * parallel
 
 
+def swa_kv_cells(geometry: ModelGeometry, ctx_size: int, parallel: int) -> int:
+    """KV cells of the sliding-window layers' cache (llama-kv-cache-iswa.cpp, non-unified: a stream per slot).
+
+    Each stream holds GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256) cells: the window plus one batch.
+    """
+    if not geometry.swa_layers:
+        return 0
+    parallel = max(1, parallel)
+    per_seq = kv_cells(ctx_size, parallel) // parallel
+    return _pad(min(per_seq, geometry.sliding_window + DEFAULT_N_UBATCH), CTX_SEQ_PADDING) * parallel
+
+
 def kv_cache_bytes(geometry: ModelGeometry, ctx_size: int, parallel: int, kv_type: str = "f16") -> int:
-    """K and V for every layer and cell: 2 * n_layers * cells * n_kv_heads * head_dim * bytes(kv_type)."""
-    cells = kv_cells(ctx_size, parallel)
-    return int(geometry.block_count * cells * geometry.kv_embedding_length * kv_type_bytes(kv_type))
+    """K and V for every layer and cell: 2 * n_layers * cells * n_kv_heads * head_dim * bytes(kv_type).
+
+    Full-attention layers have `kv_cells` cells; sliding-window layers only `swa_kv_cells`.
+    """
+    cells = geometry.full_attention_layers * kv_cells(ctx_size, parallel)
+    cells += geometry.swa_layers * swa_kv_cells(geometry, ctx_size, parallel)
+    return int(cells * geometry.kv_embedding_length * kv_type_bytes(kv_type))
 
 
 def compute_buffer_bytes(geometry: ModelGeometry, ctx_size: int, parallel: int) -> int:
@@ -357,25 +451,60 @@ def _compute_parts(geometry: ModelGeometry, ctx_size: int, parallel: int) -> tup
 
     The worst-case graph has n_tokens = min(n_ctx, n_ubatch) and, in llama-server, one output per
     slot (n_outputs_max = n_parallel), so the logits rows are few and the peak of ggml-alloc's
-    live set is the feed-forward stage: residual, norm and FFN output (4 x n_embd) next to the
-    gate, up and activation tensors (3 x n_ff), all f32 per token. Flash attention (chosen
-    automatically on CPU) never materialises the n_kv x n_tokens scores; its f16 mask of
-    n_ctx_seq cells x n_tokens per stream is a graph input alive for the whole graph. On
-    SmolLM2-135M this reproduces the logged "CPU compute buffer size" to 0.01 MiB at every
-    context size and slot count measured.
+    live set is the feed-forward stage: residual, norm and FFN output (3 x n_embd) and the
+    attention output (n_head x head_dim, wider than n_embd in Gemma) next to the gate, up and
+    activation tensors (3 x n_ff), all f32 per token. Flash attention (chosen automatically on
+    CPU) never materialises the n_kv x n_tokens scores; its f16 mask of n_ctx_seq cells x n_tokens
+    per stream is a graph input alive for the whole graph, and a sliding-window model has a second
+    mask over its window's cells. This reproduces the logged "CPU compute buffer size" on
+    SmolLM2-135M and Gemma 3 270M to 0.02 MiB at every context size and slot count measured.
     """
     n_tokens = min(_pad(ctx_size, CTX_SEQ_PADDING), DEFAULT_N_UBATCH)
     n_embd, n_ff = geometry.embedding_length, geometry.feed_forward_length or 4 * geometry.embedding_length
-    ffn_stage = n_tokens * (3 * n_ff + 4 * n_embd) * 4
+    n_attn = max(n_embd, geometry.head_count * geometry.key_length)
+    ffn_stage = n_tokens * (3 * n_ff + 3 * n_embd + n_attn) * 4
     output_stage = n_tokens * 2 * n_embd * 4 + geometry.vocab_size * min(n_tokens, max(1, parallel)) * 4
-    mask = kv_cells(ctx_size, parallel) // max(1, parallel) * _pad(n_tokens, 64) * 2
+    streams = max(1, parallel)
+    mask_cells = kv_cells(ctx_size, parallel) // streams
+    if geometry.swa_layers:
+        mask_cells += swa_kv_cells(geometry, ctx_size, parallel) // streams
+    mask = mask_cells * _pad(n_tokens, 64) * 2
     return max(ffn_stage, output_stage) + mask, n_tokens * n_embd * 4
 
 
-def overhead_bytes(geometry: ModelGeometry, parallel: int) -> int:
-    """Runtime base, the vocabulary's host structures and the per-slot logits row and sampler candidates."""
+def checkpoint_bytes(geometry: ModelGeometry, ctx_size: int, parallel: int, kv_type: str = "f16") -> int:
+    """Host memory of the context checkpoints of a sliding-window model's slots (SWA_CHECKPOINT_WINDOWS)."""
+    if not geometry.swa_layers:
+        return 0
+    parallel = max(1, parallel)
+    window = min(geometry.sliding_window, kv_cells(ctx_size, parallel) // parallel)
+    per_window = geometry.swa_layers * window * geometry.kv_embedding_length * kv_type_bytes(kv_type)
+    return int(per_window * SWA_CHECKPOINT_WINDOWS * parallel)
+
+
+def repacked_bytes(geometry: ModelGeometry, host_blocks: int | None = None) -> int:
+    """Bytes of the repacked copies the CPU backend makes of the first `host_blocks` blocks' weights."""
+    blocks = geometry.block_count if host_blocks is None else host_blocks
+    total = 0
+    for tensor in geometry.tensors:
+        match = _LAYER_RE.match(tensor.name)
+        if (
+            match
+            and int(match.group(1)) < blocks
+            and tensor.ggml_type in REPACKED_TYPES
+            and tensor.rows
+            and tensor.rows % 8 == 0
+        ):
+            total += tensor.n_bytes
+    return total
+
+
+def overhead_bytes(geometry: ModelGeometry, parallel: int, host_blocks: int | None = None) -> int:
+    """Runtime base, the vocabulary's host structures, the per-slot logits row and sampler candidates, and the
+    repacked copies of the weights of the blocks left on the CPU (all of them unless `host_blocks`)."""
     per_slot = geometry.vocab_size * SLOT_BYTES_PER_TOKEN * max(1, parallel)
-    return RUNTIME_BASE_BYTES + geometry.vocab_size * VOCAB_BYTES_PER_TOKEN + per_slot
+    vocab = geometry.vocab_size * VOCAB_BYTES_PER_TOKEN + geometry.tokenizer_merges * VOCAB_BYTES_PER_MERGE
+    return RUNTIME_BASE_BYTES + vocab + per_slot + repacked_bytes(geometry, host_blocks)
 
 
 def estimate_memory(
@@ -401,14 +530,17 @@ def estimate_memory(
         raise SizingError(f"ctx_size and parallel must be positive (got {ctx_size}, {parallel})")
     kv = kv_cache_bytes(geometry, ctx_size, parallel, kv_type)
     device_compute, host_compute = _compute_parts(geometry, ctx_size, parallel)
-    overhead = overhead_bytes(geometry, parallel)
     weights = geometry.weights_bytes
+    checkpoints = checkpoint_bytes(geometry, ctx_size, parallel, kv_type)
     if gpu_vram_bytes is None and not gpu_layers:
+        overhead = overhead_bytes(geometry, parallel) + checkpoints
         total = weights + kv + device_compute + overhead
         return MemoryEstimate(weights, kv, device_compute, overhead, total, 0, 0, 0, True, total)
     compute = device_compute + host_compute
     full = geometry.block_count + 1
     layers = _choose_gpu_layers(geometry, kv, device_compute, gpu_vram_bytes, gpu_layers)
+    host_blocks = geometry.block_count - _offloaded_blocks(geometry, layers)[0]
+    overhead = overhead_bytes(geometry, parallel, host_blocks) + checkpoints
     gpu = _gpu_bytes(geometry, kv, device_compute, layers)
     host_weights, host_kv = _host_share(geometry, kv, layers)
     host = host_weights + host_kv + (host_compute if layers else device_compute) + overhead

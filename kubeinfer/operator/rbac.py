@@ -28,8 +28,9 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
-    # A ModelInstall's server: a Deployment and a Service, found ready through its EndpointSlices.
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch"]},
+    # A ModelInstall's server: a Deployment (replaced when its pod template changes) and a Service, found ready
+    # through its EndpointSlices.
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch", "update"]},
     {"apiGroups": [""], "resources": ["services"], "verbs": ["create"]},
     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list"]},
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
+from kubeinfer.metrics.server import serve_metrics
 from kubeinfer.resources.names import FINALIZER
 from kubeinfer.settings import get_settings
 
@@ -20,7 +20,7 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     port = get_settings().operator.metrics_port
     if port:
         try:
-            start_http_server(port)
+            serve_metrics(port)
         except OSError as exc:  # metrics are for watching the operator; a taken port must not stop its work
             logger.error(f"metrics: cannot listen on port {port}: {exc}")
         else:

@@ -81,7 +81,130 @@ class ModelEntry(CamelModel):
         return value / 1000 if self.size.endswith("M") else value
 
 
-class InteractiveProfile(CamelModel):
+#: genai-bench's scenario notation: D(in,out) fixed, N(mean_in,sd_in)/(mean_out,sd_out) normal,
+#: U(min_in,max_in)/(min_out,max_out) uniform; token counts are whole numbers, deviations may be fractions.
+_NUM = r"\d+(\.\d+)?"
+SCENARIO_PATTERN = rf"^(D\(\d+,\d+\)|N\({_NUM},{_NUM}\)/\({_NUM},{_NUM}\)|U\(\d+,\d+\)/\(\d+,\d+\))$"
+
+
+class Traffic(CamelModel):
+    """The requests a profile sends: their token shape, a shared prefix and conversation turns.
+
+    Unset `scenario` keeps the profile's own shape (interactive: D(320,maxTokens); batch: D(320,maxTokens)).
+    Prompts are built to the sampled token counts with the served model's own tokenizer.
+    """
+
+    scenario: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=SCENARIO_PATTERN,
+        description="D(in,out), N(mean_in,sd_in)/(mean_out,sd_out) or U(min_in,max_in)/(min_out,max_out)",
+    )
+    shared_prefix_tokens: int = Field(default=0, ge=0, le=1_048_576, description="Length of the common prefix")
+    shared_prefix_share: float = Field(
+        default=0, ge=0, le=1, description="Fraction of requests (0-1) that start with the common prefix"
+    )
+    turns: int = Field(default=1, ge=1, le=64, description="Turns per conversation; later turns carry the earlier")
+    seed: int = Field(default=1234, description="Seed for sampling token counts, prefixes and arrivals")
+
+    @field_validator("scenario")
+    @classmethod
+    def _scenario(cls, scenario: str | None) -> str | None:
+        if scenario is not None:
+            parse_scenario(scenario)
+        return scenario
+
+
+class Scenario(CamelModel):
+    """A parsed `Traffic.scenario`: the distribution and its parameters for input and output tokens."""
+
+    distribution: Literal["fixed", "normal", "uniform"]
+    input: tuple[float, float]
+    output: tuple[float, float]
+
+    @property
+    def max_input_tokens(self) -> int:
+        """Largest prompt the scenario asks for: fixed and uniform bound it, normal is judged at its mean."""
+        return int(self.input[1] if self.distribution == "uniform" else self.input[0])
+
+    @property
+    def max_output_tokens(self) -> int:
+        return int(self.output[1] if self.distribution == "uniform" else self.output[0])
+
+
+def parse_scenario(text: str) -> Scenario:
+    """Parse D(...)/N(...)/U(...); raise ValueError naming what is impossible about it."""
+    if not re.match(SCENARIO_PATTERN, text):
+        raise ValueError(
+            f"scenario '{text}' is not D(in,out), N(mean_in,sd_in)/(mean_out,sd_out) "
+            "or U(min_in,max_in)/(min_out,max_out)"
+        )
+    numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?", text)]
+    if text.startswith("D"):
+        scenario = Scenario(distribution="fixed", input=(numbers[0], 0), output=(numbers[1], 0))
+    elif text.startswith("N"):
+        scenario = Scenario(distribution="normal", input=(numbers[0], numbers[1]), output=(numbers[2], numbers[3]))
+    else:
+        scenario = Scenario(distribution="uniform", input=(numbers[0], numbers[1]), output=(numbers[2], numbers[3]))
+    if scenario.input[0] < 1 or scenario.output[0] < 1:
+        raise ValueError(f"scenario '{text}': input and output need at least 1 token")
+    if scenario.distribution == "uniform" and (
+        scenario.input[0] > scenario.input[1] or scenario.output[0] > scenario.output[1]
+    ):
+        raise ValueError(f"scenario '{text}': a uniform range needs min <= max")
+    return scenario
+
+
+class Sweep(CamelModel):
+    """Load levels a profile runs at, lowest first, until the server saturates.
+
+    `concurrency` levels keep that many requests in flight (closed loop); `rates` send requests as a Poisson
+    process of that many requests per second (open loop). Saturation: output throughput rising by less
+    than `saturationGainPercent` from the previous level, or the queue (requests waiting for a slot) growing
+    through a level; the sweep stops there and records why.
+    """
+
+    concurrency: list[Annotated[int, Field(ge=1, le=1024)]] = Field(default_factory=list, max_length=32)
+    rates: list[Annotated[float, Field(gt=0, le=10_000)]] = Field(
+        default_factory=list, max_length=32, description="Poisson arrival rates, requests per second"
+    )
+    requests_per_level: int = Field(default=16, ge=1, le=100_000)
+    saturation_gain_percent: float = Field(default=5, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _some_level(self) -> Sweep:
+        if not self.concurrency and not self.rates:
+            raise ValueError("a sweep needs concurrency levels, rates, or both")
+        self.concurrency = sorted(set(self.concurrency))
+        self.rates = sorted(set(self.rates))
+        return self
+
+
+class Slo(CamelModel):
+    """Latency objectives. A request is *good* when it meets every limit given; goodput is good requests per
+    second. A level meets the SLO when the `percentile` of each latency is within its limit."""
+
+    ttft_seconds: float | None = Field(default=None, gt=0, description="Time to first token")
+    itl_seconds: float | None = Field(default=None, gt=0, description="Inter-token latency")
+    e2e_seconds: float | None = Field(default=None, gt=0, alias="e2eSeconds", description="End-to-end request latency")
+    percentile: float = Field(default=95, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Slo:
+        if self.ttft_seconds is None and self.itl_seconds is None and self.e2e_seconds is None:
+            raise ValueError("an slo needs at least one of ttftSeconds, itlSeconds, e2eSeconds")
+        return self
+
+
+class LoadSettings(CamelModel):
+    """Traffic, sweep and SLOs: shared by the profiles that put the server under request load."""
+
+    traffic: Traffic = Field(default_factory=Traffic)
+    sweep: Sweep | None = Field(default=None, description="Unset: one level, the profile's own")
+    slo: Slo | None = None
+
+
+class InteractiveProfile(LoadSettings):
     enabled: bool = True
     min_tokens_per_second: float = Field(default=2, gt=0)
     max_time_to_first_token_seconds: float = Field(default=30, gt=0)
@@ -104,7 +227,7 @@ class LongContextProfile(CamelModel):
         return sorted(set(sizes))
 
 
-class BatchProfile(CamelModel):
+class BatchProfile(LoadSettings):
     enabled: bool = True
     documents: int = Field(default=30, ge=2, le=10_000)
     max_variance_percent: float = Field(default=20, gt=0)
@@ -178,7 +301,7 @@ class EngineSettings(CamelModel):
 
 
 class Placement(CamelModel):
-    """Where the model servers run in a cluster; ignored by `kubeinfer bench run`."""
+    """Where the model servers run in a cluster (`kubeinfer bench run` reads only the price)."""
 
     pool: str = Field(
         default="cpu",
@@ -188,6 +311,13 @@ class Placement(CamelModel):
     )
     node_selector: dict[str, str] = Field(default_factory=dict)
     gpus: int = Field(default=0, ge=0, le=16)
+    price_per_hour: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of the node a server runs on, per hour; unset in a cluster: the node's "
+        "kubeinfer.dev/price-per-hour annotation or label. Gives cost per 1M tokens",
+    )
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
 
 
 class Termination(CamelModel):
@@ -202,6 +332,30 @@ class Termination(CamelModel):
     memory_trend_margin_percent: float = Field(
         default=10, ge=0, le=100, description="Safety margin on the memory predicted from finished cells"
     )
+
+
+def _slot_rule(profile: str) -> Any:
+    """CEL: the profile's traffic fits one slot (the same check as BenchmarkMatrixSpec._consistent).
+
+    The numbers come out of the scenario string with findAll: D has (in, out), N (mean_in, sd_in, mean_out,
+    sd_out), U (min_in, max_in, min_out, max_out); a string the pattern refuses is left to the pattern."""
+    t = f"self.profiles.{profile}.traffic"
+    nums = f"{t}.scenario.findAll('[0-9.]+')"
+    kind = f"{t}.scenario.substring(0, 1)"
+    prompt = f"int(double({kind} == 'U' ? {nums}[1] : {nums}[0]))"
+    output = f"int(double({kind} == 'D' ? {nums}[1] : ({kind} == 'U' ? {nums}[3] : {nums}[2])))"
+    prefix = f"(has({t}.sharedPrefixTokens) ? {t}.sharedPrefixTokens : 0)"
+    turns = f"(has({t}.turns) ? {t}.turns : 1)"
+    ctx = "(has(self.engine) && has(self.engine.ctxSize) ? self.engine.ctxSize : 8192)"
+    parallel = "(has(self.engine) && has(self.engine.parallel) ? self.engine.parallel : 1)"
+    return {
+        "rule": f"!has(self.profiles) || !has(self.profiles.{profile}) || !has(self.profiles.{profile}.traffic) "
+        f"|| !has({t}.scenario) || size({nums}) < ({kind} == 'D' ? 2 : 4) "
+        f"|| {prefix} + {turns} * ({prompt} + {output}) <= {ctx} / {parallel}",
+        "message": f"profiles.{profile}.traffic: sharedPrefixTokens + turns x (input + output tokens of the "
+        "scenario) must fit one slot, engine.ctxSize / engine.parallel",
+        "fieldPath": f".profiles.{profile}.traffic.scenario",
+    }
 
 
 class BenchmarkMatrixSpec(CamelModel):
@@ -219,6 +373,8 @@ class BenchmarkMatrixSpec(CamelModel):
                     "message": "model names must be unique",
                     "fieldPath": ".models",
                 },
+                _slot_rule("interactive"),
+                _slot_rule("batch"),
             ]
         }
     }
@@ -243,6 +399,25 @@ class BenchmarkMatrixSpec(CamelModel):
             raise ValueError("engine.type vllm needs placement.pool gpu")
         if not self.profiles.enabled():
             raise ValueError("at least one profile must be enabled")
+        slot = self.engine.ctx_size // self.engine.parallel
+        for name in ("interactive", "batch"):
+            traffic: Traffic = getattr(self.profiles, name).traffic
+            if traffic.scenario is None:
+                continue
+            shape = parse_scenario(traffic.scenario)
+            per_turn = shape.max_input_tokens + shape.max_output_tokens
+            needed = traffic.shared_prefix_tokens + traffic.turns * per_turn
+            if needed > slot:
+                parts = f"{per_turn} per turn"
+                if traffic.turns > 1:
+                    parts += f" x {traffic.turns} turns"
+                if traffic.shared_prefix_tokens:
+                    parts += f" + a {traffic.shared_prefix_tokens}-token shared prefix"
+                raise ValueError(
+                    f"profiles.{name}.traffic.scenario {traffic.scenario} needs {needed} tokens per "
+                    f"conversation ({parts}), more than one slot holds (engine.ctxSize {self.engine.ctx_size} "
+                    f"/ parallel {self.engine.parallel} = {slot})"
+                )
         return self
 
 
@@ -296,7 +471,15 @@ class CellResult(CamelModel):
     rule: Rule | None = None
     estimated_memory_gb: float | None = None
     peak_memory_gb: float | None = None
-    load_seconds: float | None = None
+    load_seconds: float | None = Field(default=None, description="Model load with the file in the page cache")
+    cold_load_seconds: float | None = Field(default=None, description="Model load with the file evicted first")
+    max_sustainable_rps: float | None = Field(default=None, description="Highest swept rate before saturation")
+    max_sustainable_output_tokens_per_second: float | None = None
+    max_sustainable_input_tokens_per_second: float | None = None
+    price_per_hour: float | None = None
+    currency: str | None = None
+    cost_per_million_output_tokens: float | None = None
+    cost_per_million_input_tokens: float | None = None
     profiles: dict[str, ProfileResult] = Field(default_factory=dict)
     server_log: str | None = None
 

@@ -5,6 +5,7 @@ The `openai` client talks to a gateway process of this machine that creates Batc
 pods run as containers on the kind node, and the workers send every request to the two llama-server replicas of
 a ModelInstall, also containers. The shared store is a hostPath PersistentVolume bound to the `kubeinfer-data`
 claim: a folder of this machine mounted into the node at the same path, which is also the gateway's data folder.
+The operator serves /metrics on a port of its own here: the batch metrics of the BatchJobs it runs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import openai
 import pytest
 import yaml
 from openai.types import Batch
+from prometheus_client.parser import text_string_to_metric_families
 
+from kubeinfer.engines.llamacpp_server import free_port
+from kubeinfer.settings import Settings
 from testbed.batch_env import (
     INSTALL,
     MODEL,
@@ -42,8 +46,22 @@ from testbed.batch_env import (
 from testbed.gateway_process import KEY
 from testbed.kind import KindCluster
 from testbed.wait import wait_for
+from tests.cluster.test_prometheus import (
+    DASHBOARDS,
+    Prometheus,
+    Target,
+    panel_expressions,
+    prometheus_binaries,
+    resolve_variables,
+    substitute,
+)
 
 pytestmark = pytest.mark.timeout(2400)
+
+
+@pytest.fixture(scope="module")
+def operator_metrics_port() -> int:
+    return free_port()
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +70,37 @@ def env(
     cluster_models_root: Path,
     batch_data_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
+    operator_metrics_port: int,
 ) -> Iterator[Env]:
     workdir = tmp_path_factory.mktemp("batch-cluster")
-    with batch_env(kube_cluster, cluster_models_root, workdir, batch_data_dir) as value:
+    metrics = {"KUBEINFER_OPERATOR__METRICS_PORT": str(operator_metrics_port)}
+    with batch_env(kube_cluster, cluster_models_root, workdir, batch_data_dir, operator_env=metrics) as value:
         yield value
+
+
+def operator_samples(port: int, batch_id: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """The operator's /metrics series of one BatchJob: sample name -> (labels without `batchjob`) -> value."""
+    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(page):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            if labels.pop("batchjob", None) == f"{NAMESPACE}/{batch_id}":
+                found.setdefault(sample.name, {})[tuple(sorted(labels.items()))] = sample.value
+    return found
+
+
+def request_counts(port: int, batch_id: str) -> dict[str, float]:
+    """kubeinfer_batch_requests_total of a finished BatchJob by status, once the operator exports it as final."""
+
+    def final() -> dict[str, float] | None:
+        samples = operator_samples(port, batch_id)
+        running = samples.get("kubeinfer_batch_running", {}).get(())
+        requests = samples.get("kubeinfer_batch_requests_total", {})
+        return {dict(k)["status"]: v for k, v in requests.items()} if running == 0 and requests else None
+
+    counts: dict[str, float] = wait_for(final, timeout=60, interval=1, what=f"final metrics of {batch_id}")
+    return counts
 
 
 def batch_status(env: Env, batch_id: str) -> dict[str, Any]:
@@ -153,6 +198,11 @@ def test_batch_survives_killed_worker_server_operator_and_gateway(env: Env, tmp_
     assert all(line["error"]["code"] == "engine_unavailable" for line in errors)
     assert done.request_counts is not None
     assert (done.request_counts.completed, done.request_counts.failed) == (len(output), len(errors))
+    # The metrics count each request once too: a worker replaced mid-shard and an operator restarted mid-batch.
+    port = int(env.operator.env["KUBEINFER_OPERATOR__METRICS_PORT"])
+    assert request_counts(port, batch.id) == {"completed": len(output), "failed": len(errors), "expired": 0}
+    e2e = operator_samples(port, batch.id)["vllm:e2e_request_latency_seconds_count"]
+    assert e2e == {(("engine", "llamacpp"), ("model_name", MODEL)): len(output)}
     wait_for(lambda: install_ready(env.cluster), timeout=300, interval=1, what="the killed replica back")
     env.endpoints[:] = install_ready(env.cluster)["status"]["serving"]["endpoints"]  # type: ignore[index]
 
@@ -395,3 +445,67 @@ def test_gateway_routes_single_inference_to_the_replicas_in_the_model_install_s_
     assert all(after[e] > before[e] for e in endpoints), (before, after)
     with pytest.raises(openai.NotFoundError, match="no-such-model"):
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_a_batch_job_s_metrics_reach_prometheus_through_the_operator_and_fill_the_batch_dashboard(
+    env: Env, operator_metrics_port: int, settings: Settings, tmp_path: Path
+) -> None:
+    """The worker pods are scraped by nobody; their shard states reach the operator's /metrics, where Debian's
+    prometheus (the one tests/cluster/test_prometheus.py runs) scrapes them. Then every query of the batch
+    dashboard returns data from the operator alone, and the serving dashboard's vLLM latency panels show the
+    batch's model."""
+    count = 12
+    target = Target("kubeinfer-operator", f"http://127.0.0.1:{operator_metrics_port}")
+    (tmp_path / "prometheus").mkdir()
+    prometheus = Prometheus(prometheus_binaries(settings) / "prometheus", tmp_path / "prometheus", [target])
+    try:
+        wait_for(prometheus.ready, timeout=60, what="prometheus ready")
+        wait_for(prometheus.targets_up, timeout=60, what="the operator scraped")
+        batch = submit(env, requests_file(tmp_path / "in.jsonl", count, prefix="metrics", max_tokens=4))
+        done = wait_final(env, batch.id, timeout=600)
+        assert done.status == "completed", done
+        assert done.usage is not None
+
+        assert request_counts(operator_metrics_port, batch.id) == {"completed": count, "failed": 0, "expired": 0}
+        samples = operator_samples(operator_metrics_port, batch.id)
+        model = (("engine", "llamacpp"), ("model_name", MODEL))
+        assert samples["vllm:e2e_request_latency_seconds_count"] == {model: count}
+        assert samples["vllm:request_queue_time_seconds_count"] == {model: count}
+        assert samples["vllm:generation_tokens_total"] == {model: done.usage.output_tokens}
+        assert samples["vllm:prompt_tokens_total"] == {model: done.usage.input_tokens}
+        assert samples["kubeinfer_batch_tokens_total"][(("kind", "completion"),)] == done.usage.output_tokens
+        assert samples["kubeinfer_batch_progress_ratio"] == {(): 1.0}
+
+        key = f"{NAMESPACE}/{batch.id}"
+        scraped = f'sum(kubeinfer_batch_requests_total{{batchjob="{key}", status="completed"}})'
+
+        def scraped_final() -> bool:
+            result = prometheus.api("query", query=scraped)["result"]
+            return bool(result) and float(result[0]["value"][1]) == count
+
+        wait_for(scraped_final, timeout=120, interval=1, what="prometheus scraped the final counts")
+        batch_dashboard = json.loads((DASHBOARDS / "batch-jobs.json").read_text())
+        values = resolve_variables(batch_dashboard, prometheus)
+        empty = [
+            f"{title}: {query}"
+            for title, expr in panel_expressions(batch_dashboard)
+            if not prometheus.api("query", query=(query := substitute(expr, values)))["result"]
+        ]
+        assert not empty, "batch dashboard expressions without data:\n" + "\n".join(empty)
+        serving = json.loads((DASHBOARDS / "serving.json").read_text())
+        values = resolve_variables(serving, prometheus)
+        latency = [
+            (title, substitute(expr, values))
+            for title, expr in panel_expressions(serving)
+            if "vllm:e2e_request_latency_seconds" in expr or "vllm:request_queue_time_seconds" in expr
+        ]
+        assert latency
+        for title, query in latency:
+            # a rate() needs two scrapes of the finished batch inside its window
+            def answered(query: str = query) -> list[dict[str, Any]] | None:
+                return prometheus.api("query", query=query)["result"] or None
+
+            result = wait_for(answered, timeout=120, interval=1, what=f"{title}: {query}")
+            assert {r["metric"].get("model_name") for r in result} == {MODEL}, (title, query, result)
+    finally:
+        prometheus.stop()

@@ -63,6 +63,13 @@ def stress_abort_below_max(m: Manifest) -> None:
     m["spec"]["profiles"]["stress"].update(maxTemperatureCelsius=85, abortTemperatureCelsius=80)
 
 
+def interactive_load(**settings: Any) -> Callable[[Manifest], None]:
+    def mutate(m: Manifest) -> None:
+        m["spec"]["profiles"]["interactive"].update(settings)
+
+    return mutate
+
+
 # (case id, mutation, strings the API server's message must contain: the field and what is wrong with it)
 INVALID: list[tuple[str, Callable[[Manifest], None], list[str]]] = [
     ("negative-ctx-size", set_ctx_size(-1), ["spec.engine.ctxSize", "greater than or equal to 128"]),
@@ -72,6 +79,26 @@ INVALID: list[tuple[str, Callable[[Manifest], None], list[str]]] = [
     ("duplicate-model-names", duplicate_model, ["model names must be unique"]),
     ("stress-abort-below-max", stress_abort_below_max, ["spec.profiles.stress", "abortTemperatureCelsius"]),
     ("misspelled-field", misspelled_field, ['unknown field "spec.engine.ctxsize"']),
+    (
+        "scenario-longer-than-slot",
+        interactive_load(traffic={"scenario": "D(4000,200)"}),
+        ["spec.profiles.interactive.traffic.scenario", "must fit one slot"],
+    ),
+    (
+        "turns-and-prefix-longer-than-slot",
+        interactive_load(traffic={"scenario": "D(1000,500)", "turns": 2, "sharedPrefixTokens": 1200}),
+        ["spec.profiles.interactive.traffic.scenario", "must fit one slot"],
+    ),
+    (
+        "unknown-scenario-distribution",
+        interactive_load(traffic={"scenario": "X(1,2)"}),
+        ["spec.profiles.interactive.traffic.scenario", "should match"],
+    ),
+    (
+        "negative-sweep-rate",
+        interactive_load(sweep={"rates": [-1]}),
+        ["spec.profiles.interactive.sweep.rates[0]", "should be greater than 0"],
+    ),
 ]
 # Schema and CEL failures are 422 Invalid; strict field validation refuses to decode an unknown field (400).
 HTTP_STATUS = {"misspelled-field": (400, "BadRequest")}

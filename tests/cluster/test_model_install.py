@@ -270,6 +270,57 @@ def test_a_server_whose_pool_has_no_nodes_says_it_cannot_be_scheduled(
         _remove_model(cluster_models_root, "mi-nowhere")
 
 
+def test_a_crash_looping_server_says_why_and_a_corrected_spec_rolls_it(
+    kube_cluster: KindCluster, install_operator: Path, pod_hub: HubServer, cluster_models_root: Path
+) -> None:
+    """llama-server exits on an unknown flag: the kubelet's crash loop reaches the condition with the server's
+    own words; removing the flag replaces the Deployment's pod template and the model becomes Ready."""
+    pod_hub.reset()
+    serving = {"pool": "cpu", "ctxSize": 512, "parallel": 1, "threads": 1, "resources": {"cpu": "200m"}}
+    spec = {
+        "model": "mi-crash",
+        "source": hf_source(),
+        "quantization": "Q4_1",
+        "serving": serving | {"extraArgs": ["--no-such-flag"]},
+    }
+    apply(kube_cluster, "crash", spec)
+    try:
+
+        def crash_loop() -> dict[str, Any] | None:
+            status = get(kube_cluster, "crash").get("status") or {}
+            found = {c["type"]: c for c in status.get("conditions", [])}.get("PodsStarted")
+            return found if found and found["reason"] == "CrashLoop" else None
+
+        condition = wait_for(crash_loop, timeout=420, what="PodsStarted=False CrashLoop on crash")
+        assert condition["status"] == "False"
+        assert condition["message"].startswith("Pod crash-server-"), condition["message"]
+        assert "container server keeps exiting (CrashLoopBackOff" in condition["message"]
+        assert "--no-such-flag" in condition["message"], "the server's own error, from its log's last lines"
+        assert "--previous" in condition["message"]
+        assert get(kube_cluster, "crash")["status"]["phase"] == "Starting"
+        assert any(e.startswith("CrashLoop: Pod crash-server-") for e in events(kube_cluster, "crash"))
+
+        before = kube_cluster.get_json("deployment", "crash-server", "-n", NAMESPACE)
+        apply(kube_cluster, "crash", spec | {"serving": serving})
+        wait_for(phase_is(kube_cluster, "crash", "Ready"), timeout=300, what="crash Ready once fixed")
+
+        def started() -> dict[str, Any] | None:
+            status = get(kube_cluster, "crash").get("status") or {}
+            found = {c["type"]: c for c in status.get("conditions", [])}.get("PodsStarted")
+            return found if found and found["status"] == "True" else None
+
+        wait_for(started, timeout=60, what="PodsStarted=True once the server answers")  # written after Ready
+        after = kube_cluster.get_json("deployment", "crash-server", "-n", NAMESPACE)
+        assert after["metadata"]["uid"] == before["metadata"]["uid"], "the same Deployment, rolled"
+        hash_key = "kubeinfer.dev/template-hash"
+        assert after["metadata"]["annotations"][hash_key] != before["metadata"]["annotations"][hash_key]
+        assert "--no-such-flag" not in after["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert any(e.startswith("ServerUpdated:") for e in events(kube_cluster, "crash"))
+    finally:
+        delete(kube_cluster, "crash")
+        _remove_model(cluster_models_root, "mi-crash")
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

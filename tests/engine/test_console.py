@@ -21,11 +21,13 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from kubeinfer.bench.recommend import cell_rating
+from kubeinfer.bench.report.html_report import charts, format_value
 from kubeinfer.engines.llamacpp_build import EngineInstall
 from kubeinfer.engines.llamacpp_server import LlamaServer
+from kubeinfer.gateway.ui.matrix_view import PERCENTILE
 from kubeinfer.models.analysis import analyze
 from kubeinfer.resources.benchmark_matrix import CellResult
-from testbed.browser import open_context, sign_in
+from testbed.browser import open_context, sign_in, signed_in_page
 from testbed.gateway_process import GatewayProcess
 from testbed.wait import wait_for
 
@@ -92,11 +94,9 @@ def client(gateway: GatewayProcess) -> openai.OpenAI:
 @pytest.fixture
 def page_a(browser: Browser, gateway: GatewayProcess) -> Iterator[Page]:
     """A browser signed in as project A through the login form."""
-    context = open_context(browser, gateway.url)
-    page = context.new_page()
-    sign_in(page, KEY_A)
+    page = signed_in_page(browser, gateway.url, KEY_A)
     yield page
-    context.close()
+    page.context.close()
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +138,8 @@ def submit(client: openai.OpenAI, lines: list[dict[str, Any]], metadata: dict[st
 
 def wait_batch(client: openai.OpenAI, batch_id: str) -> openai.types.Batch:
     terminal = {"completed", "failed", "expired", "cancelled"}
-    return wait_for(
-        lambda: (b := client.batches.retrieve(batch_id)).status in terminal and b, BATCH_WAIT_MS / 1000, 0.2
-    )
+    wait_for(lambda: client.batches.retrieve(batch_id).status in terminal, BATCH_WAIT_MS / 1000, 0.2)
+    return client.batches.retrieve(batch_id)
 
 
 def number(page: Page, field: str) -> int:
@@ -470,6 +469,20 @@ def test_matrix_page_shows_the_cell_grid_of_a_finished_matrix(page_a: Page, fini
         if rating is not None:
             expect(td).to_have_class(f"r-{rating}")
             expect(td).to_have_css("background-color", RATING_COLOURS[rating])
+
+    # the key metrics of the real run, each cell's as the report holds them, and the report's charts
+    metrics = page_a.get_by_test_id("cell-metrics")
+    for cell in cells:
+        measured = cell.profiles["interactive"].metrics
+        line = metrics.locator(f'tr[data-cell="{cell.key}"]')
+        for name in ("tokens_per_second", "ttft_seconds"):
+            expect(line.locator(f'td[data-metric="{name}"]')).to_have_text(format_value(name, measured[name]))
+        percentiles = {name: value for name, value in measured.items() if PERCENTILE.match(name)}
+        row = page_a.locator(f'[data-testid="cell-percentiles"] tr[data-cell="{cell.key}"][data-profile="interactive"]')
+        for name, value in percentiles.items():
+            expect(row.locator(f'td[data-metric="{name}"]')).to_have_text(format_value(name, value))
+    expect(page_a.get_by_test_id("charts").locator("figure")).to_have_count(len(charts(cells)))
+    expect(page_a.get_by_test_id("charts").locator("svg.chart").first).to_be_visible()
 
     with page_a.expect_popup() as popup_info:
         page_a.get_by_test_id("html-report").click()

@@ -6,15 +6,14 @@ tests/cluster/test_operator.py.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from kubeinfer.cli import app
-from kubeinfer.cluster.matrices import ReportUnavailable, report_config_map
+from kubeinfer.cluster.matrices import ReportUnavailable, report_pointer
+from testbed.unreachable import unreachable_kubeconfig
 
 runner = CliRunner()
 WHERE = "BenchmarkMatrix q in namespace ns"
@@ -26,12 +25,6 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_missing_kubeconfig_is_named(tmp_path: Path) -> None:
     code, output = run("bench", "report", "q", "--kubeconfig", str(tmp_path / "nope"))
     assert code == 1
@@ -39,20 +32,8 @@ def test_missing_kubeconfig_is_named(tmp_path: Path) -> None:
 
 
 def test_unreachable_cluster_names_the_server(tmp_path: Path) -> None:
-    server = f"https://127.0.0.1:{closed_port()}"
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": server}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "ns"}}],
-                "current-context": "c",
-            }
-        )
-    )
+    server = unreachable_kubeconfig(kubeconfig, namespace="ns")
     code, output = run("bench", "report", "q", "--kubeconfig", str(kubeconfig), "--out-dir", str(tmp_path / "out"))
     assert code == 1
     assert f"cannot reach the Kubernetes API server at {server}" in output
@@ -84,13 +65,18 @@ def test_unknown_format_is_refused() -> None:
         ),
         ({"phase": "Completed"}, "is Completed but status.report is None"),
         ({"phase": "Completed", "report": "secret/x"}, "is Completed but status.report is 'secret/x'"),
+        ({"phase": "Completed", "report": "configmap/"}, "is Completed but status.report is 'configmap/'"),
     ],
 )
 def test_a_matrix_without_a_finished_report_is_refused(status: dict[str, object], message: str) -> None:
     with pytest.raises(ReportUnavailable) as raised:
-        report_config_map(WHERE, status)
+        report_pointer(WHERE, status)
     assert str(raised.value).startswith(f"{WHERE} {message}")
 
 
-def test_a_completed_matrix_names_itsreport_config_map() -> None:
-    assert report_config_map(WHERE, {"phase": "Completed", "report": "configmap/q-report"}) == "q-report"
+@pytest.mark.parametrize(
+    "pointer",
+    ["configmap/q-report", "store:reports/ns/q/report.json", "s3://bucket/kubeinfer/reports/ns/q/report.json"],
+)
+def test_a_completed_matrix_names_where_its_report_is(pointer: str) -> None:
+    assert report_pointer(WHERE, {"phase": "Completed", "report": pointer}) == pointer

@@ -191,6 +191,12 @@ def test_gateway_reads_api_keys_from_the_secret_and_talks_to_the_chart_s_model_i
     for name, value in env_of(operator).items():
         monkeypatch.setenv(name, value)
     assert Settings().operator.batch_data_claim == claim == "kubeinfer-data"
+    # The operator writes reports too large for a ConfigMap into the same data directory the gateway reads.
+    operator_spec = one(default_docs, "Deployment", "kubeinfer-operator")["spec"]["template"]["spec"]
+    operator_mounts = {m["mountPath"]: m["name"] for m in operator["volumeMounts"]}
+    operator_volumes = {v["name"]: v for v in operator_spec["volumes"]}
+    assert Settings().gateway.data_dir == gateway.data_dir
+    assert operator_volumes[operator_mounts[str(gateway.data_dir)]]["persistentVolumeClaim"]["claimName"] == claim
     url = container["args"][container["args"].index("--engine-url") + 1]
     model = container["args"][container["args"].index("--model") + 1]
     body = created(one(default_docs, "ModelInstall", "kubeinfer-model-server"))

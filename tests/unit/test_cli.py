@@ -128,7 +128,7 @@ def test_format_or_path_keeps_an_old_folder_argument(capsys: pytest.CaptureFixtu
 
 @pytest.mark.parametrize("fmt", ["json", "yaml", "name", "table", "wide"])
 def test_every_list_takes_every_output_format(fmt: str, tmp_path: Path) -> None:
-    code, stdout, output = invoke("models", "list", "-o", fmt, env={"KUBEINFER_CACHE_DIR": str(tmp_path)})
+    code, stdout, output = invoke("models", "list", "-o", fmt, env={"KUBEINFER_MODEL_DIR": str(tmp_path)})
     assert code == 0, output
     if fmt == "json":
         assert json.loads(stdout) == []

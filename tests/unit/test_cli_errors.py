@@ -21,7 +21,7 @@ def run(*args: str) -> tuple[int, str]:
 def test_pull_of_an_unknown_model_names_the_bundled_ones() -> None:
     code, output = run("models", "pull", "llama-70b")
     assert code == 1
-    assert "unknown model 'llama-70b'; bundled models: smollm2-135m" in output
+    assert "unknown model 'llama-70b'; bundled models: gemma3-270m, smollm2-135m" in output
 
 
 def test_pull_with_a_bad_quantization_name() -> None:

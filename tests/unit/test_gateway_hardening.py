@@ -317,7 +317,8 @@ def test_analyze_refuses_a_repo_name_the_hub_would_refuse_as_400_not_a_hub_error
 
 def test_analyze_of_a_catalog_model_missing_from_the_cache_is_404_saying_so(tmp_path: Path) -> None:
     gateway = GatewaySettings(data_dir=tmp_path / "gw", api_keys="sk-a=projectA", model=MODEL)
-    app = create_app(Settings(cache_dir=tmp_path / "cache", gateway=gateway), engine_url="http://127.0.0.1:9")
+    settings = Settings(cache_dir=tmp_path / "cache", model_dir=tmp_path / "cache" / "models", gateway=gateway)
+    app = create_app(settings, engine_url="http://127.0.0.1:9")
     with TestClient(app) as client:
         reply = client.post("/api/models/analyze", headers=A, json={"content": MODEL})
     error = assert_openai_error(reply, 404, "model_not_found")

@@ -127,3 +127,16 @@ def test_all_profiles_disabled(tmp_path: Path) -> None:
 def test_bad_size(tmp_path: Path) -> None:
     data = minimal(models=[{"name": "m", "size": "seven", "files": {"Q4_1": "pypi:smollm2-135m"}}])
     assert "spec.models.0.size" in error_of(tmp_path, data)
+
+
+def test_slo_fields_are_spelled_as_the_docs_spell_them() -> None:
+    """`e2eSeconds`, not the `e2ESeconds` a camelCase generator makes of e2e_seconds."""
+    from pydantic import ValidationError
+
+    from kubeinfer.resources.benchmark_matrix import Slo
+
+    slo = Slo.model_validate({"ttftSeconds": 1, "itlSeconds": 0.1, "e2eSeconds": 10})
+    assert slo.e2e_seconds == 10
+    assert set(slo.model_dump(by_alias=True)) == {"ttftSeconds", "itlSeconds", "e2eSeconds", "percentile"}
+    with pytest.raises(ValidationError, match="e2ESeconds"):
+        Slo.model_validate({"e2ESeconds": 10})

@@ -230,3 +230,21 @@ def test_idle_model_deployment_has_zero_replicas() -> None:
     deployment = build_server_deployment(body, parsed, "m/m.gguf", "Q4_1", 1, OperatorSettings(), replicas=0)
     assert deployment["spec"]["replicas"] == 0
     assert build_server_deployment(body, parsed, "m/m.gguf", "Q4_1", 1, OperatorSettings())["spec"]["replicas"] == 3
+
+
+def test_a_template_change_changes_the_hash_the_operator_rolls_on() -> None:
+    from kubeinfer.operator.builders.model_install import TEMPLATE_HASH_ANNOTATION
+
+    def hash_of(quant: str = "Q4_1", replicas: int | None = None, **serving: Any) -> str:
+        body, parsed = install(serving=serving)
+        built = build_server_deployment(body, parsed, "m/m.gguf", quant, 10**9, OperatorSettings(), replicas=replicas)
+        return str(built["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION])
+
+    base = hash_of()
+    assert hash_of() == base
+    assert hash_of(replicas=0) == base, "scaling to zero is a replicas patch, not a rollout"
+    assert hash_of(resources={"memory": "2Gi"}) != base
+    assert hash_of(pool="big") != base
+    assert hash_of(ctxSize=8192) != base
+    assert hash_of(extraArgs=["--mlock"]) != base
+    assert hash_of(quant="Q8_0") != base

@@ -41,7 +41,11 @@ def bare_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "KUBECONFIG")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "KUBECONFIG", "KUBEINFER_MODEL_DIR")
+    }
     return {**env, "KUBEINFER_CACHE_DIR": str(home / "cache"), "HOME": str(home), "OPENAI_BASE_URL": ""}
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from kubeinfer.bench.outcome import judge_cell
 from kubeinfer.bench.planner import PlanError, plan
+from kubeinfer.bench.ratings import rate_profile
 from kubeinfer.bench.rules import (
     load_failure,
     memory_trend,
@@ -20,6 +21,7 @@ from kubeinfer.resources.benchmark_matrix import (
     CellResult,
     CellStatus,
     ProfileResult,
+    Profiles,
     Rule,
 )
 
@@ -190,3 +192,32 @@ def test_judge_cell() -> None:
     assert rule is None
     assert reason is not None
     assert "quality: math 40" in reason
+
+
+def finished_cell(model: str, size_b: float, interactive_metrics: dict[str, float | list[float]]) -> CellResult:
+    """A cell judged the way the runner judges it: the interactive profile rated, then the cell."""
+    rated = rate_profile("interactive", ProfileResult(status="passed", metrics=interactive_metrics), Profiles())
+    status, rule, reason = judge_cell({"interactive": rated})
+    return CellResult(
+        model=model,
+        quantization="Q2_K",
+        model_size_b=size_b,
+        status=status,
+        rule=rule,
+        reason=reason,
+        profiles={"interactive": rated},
+    )
+
+
+def test_rule3_does_not_fire_on_a_miss_inside_the_noise() -> None:
+    """1.8 t/s against a 2 t/s minimum, but the runs' interval reaches 2.3: the smaller model did not fail."""
+    cells = plan(spec())
+    larger = next(c for c in cells if c.key == "m7b/Q2_K")
+    noisy = finished_cell("m3b", 3, {"tokens_per_second": 1.8, "tokens_per_second_interval": [1.3, 2.3]})
+    assert noisy.status == CellStatus.passed
+    assert performance_threshold(larger, [noisy]) is None
+    certain = finished_cell("m3b", 3, {"tokens_per_second": 1.8, "tokens_per_second_interval": [1.7, 1.9]})
+    assert (certain.status, certain.rule) == (CellStatus.failed, Rule.performance_threshold)
+    skip = performance_threshold(larger, [certain])
+    assert skip is not None
+    assert skip.rule == Rule.performance_threshold

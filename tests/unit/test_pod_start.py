@@ -262,3 +262,44 @@ def test_merged_conditions_replace_by_type_and_keep_the_transition_time_while_th
     flipped = merged(result, same | {"status": "True"})
     assert flipped[1]["lastTransitionTime"] == "2025-05-01T11:00:00Z"
     assert old[1]["reason"] == "Starting"  # the input is not changed
+
+
+def crash_looping(restarts: int = 4, **last: Any) -> dict[str, Any]:
+    terminated = {"exitCode": 1, "reason": "Error", **last}
+    status = {
+        "name": "server",
+        "image": "kubeinfer-llama-server:dev",
+        "ready": False,
+        "restartCount": restarts,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+        "lastState": {"terminated": terminated},
+    }
+    return pod(phase="Running", conditions=[{"type": "PodScheduled", "status": "True"}], containerStatuses=[status])
+
+
+def test_a_crash_loop_names_the_last_exit_and_where_the_log_is() -> None:
+    found = why_not_started([crash_looping(message="error: unknown argument: --bogus\n")])
+    assert found is not None
+    assert found.reason == "CrashLoop"
+    assert "container server keeps exiting (CrashLoopBackOff, 4 restarts)" in found.message
+    assert "last exit code 1 (Error): error: unknown argument: --bogus" in found.message
+    assert "kubectl logs p-1 -c server --previous" in found.message
+
+
+def test_a_crash_loop_without_a_recorded_exit_still_reads() -> None:
+    looping = crash_looping()
+    looping["status"]["containerStatuses"][0]["lastState"] = {}
+    found = why_not_started([looping])
+    assert found is not None
+    assert "last exit code ? (no reason given)" in found.message
+
+
+def test_a_restarted_container_counts_as_started_only_once_ready_again() -> None:
+    between_crashes = crash_looping()
+    container = between_crashes["status"]["containerStatuses"][0]
+    container["state"] = {"running": {"startedAt": "2025-05-01T10:03:00Z"}}
+    assert check_pod(between_crashes) is False, "running for a moment between crashes is not started"
+    container["ready"] = True
+    assert check_pod(between_crashes) is True
+    first_start = pod(phase="Running", containerStatuses=[{"name": "server", "ready": False, "restartCount": 0}])
+    assert check_pod(first_start) is True, "a first start counts at once (a server may load for minutes)"

@@ -13,7 +13,7 @@ from kubeinfer.bench.ratings import (
     rate_metrics,
     rate_profile,
 )
-from kubeinfer.resources.benchmark_matrix import InteractiveProfile, ProfileResult, Profiles
+from kubeinfer.resources.benchmark_matrix import BatchProfile, InteractiveProfile, ProfileResult, Profiles, Slo
 
 DEFAULTS = Profiles()
 GIB = 1024**3
@@ -242,3 +242,77 @@ def test_interpret_metrics_skips_non_numbers_and_reads_each_context_size() -> No
         "load_seconds_by_context.4096": "Smooth workflow",
         "load_seconds_by_context.32768": "Coffee break territory",
     }
+
+
+# --- Noise: a threshold misses only when the whole interval is past it ---------------------------------
+
+
+def test_a_miss_inside_the_interval_rates_acceptable_and_says_within_noise() -> None:
+    """The issue's example: 23.2% inter-token variance against a 20% limit, on one of four identical runs."""
+    metrics = interactive(30.0, 1.0, 23.2) | {"variance_percent_interval": [14.1, 32.3]}
+    assert rate_metrics("interactive", metrics, DEFAULTS) == "acceptable"
+    rated = rate_profile("interactive", ProfileResult(status="passed", metrics=metrics), DEFAULTS)
+    assert (rated.status, rated.rating) == ("passed", "acceptable")
+    assert rated.reason == "within noise: variance_percent 23.2 (95% CI 14.1-32.3) vs at most 20"
+
+
+def test_a_miss_with_the_whole_interval_past_the_threshold_still_counts() -> None:
+    metrics = interactive(30.0, 1.0, 23.2) | {"variance_percent_interval": [21.0, 25.4]}
+    assert rate_metrics("interactive", metrics, DEFAULTS) == "poor"
+    assert rate_profile("interactive", ProfileResult(status="passed", metrics=metrics), DEFAULTS).reason is None
+
+
+def test_a_critical_miss_fails_only_when_the_interval_is_below_the_minimum() -> None:
+    noisy = interactive(1.8, 1.0) | {"tokens_per_second_interval": [1.2, 2.4]}
+    assert rate_profile("interactive", ProfileResult(status="passed", metrics=noisy), DEFAULTS).status == "passed"
+    certain = interactive(1.8, 1.0) | {"tokens_per_second_interval": [1.6, 1.95]}
+    rated = rate_profile("interactive", ProfileResult(status="passed", metrics=certain), DEFAULTS)
+    assert (rated.status, rated.rating) == ("failed", "failed")
+    assert rated.reason == "critical tokens_per_second should be at least 2 (measured 1.8 (95% CI 1.6-1.95))"
+
+
+def test_an_interval_never_lifts_a_rating_above_acceptable_or_lowers_a_pass() -> None:
+    """Grades above acceptable come from the value; an interval reaching past a met threshold changes nothing."""
+    metrics = interactive(3.0, 15.0, 10.0) | {"variance_percent_interval": [1.0, 40.0]}
+    assert rate_metrics("interactive", metrics, DEFAULTS) == "excellent"
+
+
+# --- SLOs: goodput and the latency limits ----------------------------------------------------------------
+
+
+def with_slo(**limits: float) -> Profiles:
+    slo = Slo(**limits)
+    return Profiles(interactive=InteractiveProfile(slo=slo), batch=BatchProfile(slo=slo))
+
+
+def test_no_goodput_fails_a_profile_with_an_slo() -> None:
+    profiles = with_slo(ttft_seconds=1.0)
+    metrics = interactive(30.0, 1.0) | {"goodput_rps": 0.0, "ttft_p95_seconds": 4.0}
+    rated = rate_profile("interactive", ProfileResult(status="passed", metrics=metrics), profiles)
+    assert (rated.status, rated.rating) == ("failed", "failed")
+    assert rated.reason == "critical goodput_rps is 0: no request met every SLO limit"
+    batch_rated = rate_profile("batch", ProfileResult(status="passed", metrics=batch() | metrics), profiles)
+    assert batch_rated.rating == "failed"
+
+
+def test_slo_percentiles_grade_the_room_the_limits_leave() -> None:
+    profiles = with_slo(ttft_seconds=1.0, itl_seconds=0.1)
+    base = interactive(30.0, 0.5) | {"goodput_rps": 2.5}
+    assert rate_metrics("interactive", base | {"ttft_p95_seconds": 0.5, "itl_p95_seconds": 0.05}, profiles) == (
+        "excellent"
+    )
+    assert rate_metrics("interactive", base | {"ttft_p95_seconds": 0.9, "itl_p95_seconds": 0.05}, profiles) == (
+        "acceptable"
+    )
+    assert rate_metrics("interactive", base | {"ttft_p95_seconds": 1.2, "itl_p95_seconds": 0.05}, profiles) == "poor"
+
+
+def test_the_slo_percentile_picks_the_metric() -> None:
+    profiles = with_slo(e2e_seconds=2.0, percentile=99)
+    metrics = interactive(30.0, 0.5) | {"goodput_rps": 1.0, "e2e_p95_seconds": 1.0, "e2e_p99_seconds": 3.0}
+    assert rate_metrics("interactive", metrics, profiles) == "poor"
+
+
+def test_without_an_slo_goodput_and_percentiles_are_not_judged() -> None:
+    metrics = interactive(30.0, 1.0, 1.0) | {"goodput_rps": 0.0, "ttft_p95_seconds": 99.0}
+    assert rate_metrics("interactive", metrics, DEFAULTS) == "excellent"

@@ -136,3 +136,46 @@ def test_no_recommendation_without_a_passing_cell() -> None:
     assert all(result[name] == [] for name in ("interactive", "long_context", "batch", "quality", "stress"))
     assert best_cell(cells) is None
     assert best_cell([]) is None
+
+
+def slo(rating: Rating, goodput: float | None, tps: float = 20.0) -> ProfileResult:
+    metrics: dict[str, Any] = {"tokens_per_second": tps, "ttft_seconds": 0.5}
+    if goodput is not None:
+        metrics["goodput_rps"] = goodput
+    return ProfileResult(status="passed", rating=rating, metrics=metrics)
+
+
+def test_with_an_slo_the_use_case_is_ranked_by_goodput_first() -> None:
+    """Goodput is what the SLO asks for: more requests within it beats a better grade or a faster stream."""
+    cells = [
+        cell("a", "Q4_K_M", interactive=slo("excellent", 1.5, tps=90.0)),
+        cell("b", "Q4_K_M", interactive=slo("acceptable", 3.0)),
+        cell("c", "Q4_K_M", interactive=slo("good", None, tps=99.0)),
+        cell("d", "Q4_K_M", interactive=slo("good", 3.0)),
+    ]
+    ranked = recommend(cells)["interactive"]
+    assert keys(ranked) == ["d/Q4_K_M", "b/Q4_K_M", "a/Q4_K_M", "c/Q4_K_M"]
+    assert [entry["goodput_rps"] for entry in ranked] == [3.0, 3.0, 1.5, None]
+    assert ranked[0]["summary"] == "3.00 req/s within SLO, 20.0 t/s, 0.5s TTFT"
+
+
+def test_without_goodput_the_ranking_and_entries_are_unchanged() -> None:
+    cells = [
+        cell("a", "Q4_K_M", interactive=slo("good", None)),
+        cell("b", "Q4_K_M", interactive=slo("excellent", None)),
+    ]
+    ranked = recommend(cells)["interactive"]
+    assert keys(ranked) == ["b/Q4_K_M", "a/Q4_K_M"]
+    assert all("goodput_rps" not in entry for entry in ranked)
+
+
+def test_overall_best_prefers_goodput_between_equal_grades_and_names_rate_and_cost() -> None:
+    slow = cell("slow", "Q4_K_M", interactive=slo("good", 1.0, tps=80.0))
+    fast = cell("fast", "Q4_K_M", interactive=slo("good", 2.0, tps=20.0))
+    fast.max_sustainable_rps = 2.4
+    fast.cost_per_million_output_tokens = 0.25
+    fast.currency = "EUR"
+    best = recommend([slow, fast])["overall_best"]
+    assert best["cell"] == "fast/Q4_K_M"
+    assert "2.40 req/s sustained" in best["reasons"]
+    assert "0.25 EUR per 1M output tokens" in best["reasons"]

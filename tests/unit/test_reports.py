@@ -314,6 +314,7 @@ def test_template_ships_as_package_data() -> None:
     [
         ("peak_rss_bytes", 3 * GIB, "3.00 GiB"),
         ("ttft_seconds", 2.345, "2.35 s"),
+        ("itl_p95_seconds", 0.02465, "24.6 ms"),
         ("tokens_per_second", 18.5, "18.5 t/s"),
         ("max_context_ok", 32768, "32,768"),
         ("throttled", False, "no"),

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeinfer.bench.client import ChatClient, Interrupted, ServerError
+from kubeinfer.bench.load.records import RecordSink
+from kubeinfer.bench.load.text import filler_text as filler_text
 from kubeinfer.engines.llamacpp_server import read_process_memory
 from kubeinfer.resources.benchmark_matrix import ProfileResult, Profiles
 
@@ -33,6 +35,8 @@ class ProfileContext:
     either, memory metrics are None. `server_pid` also feeds the stress profile's host vitals.
     `max_context` is the most prompt plus generated tokens one slot accepts.
     Setting `stop` (Ctrl-C) makes a profile return promptly with status error and reason "interrupted".
+    `records`, when set, receives every request the interactive and batch profiles sent (`bench run` writes
+    them to `requests/<model>_<quant>_<profile>.jsonl`).
     """
 
     base_url: str
@@ -44,6 +48,7 @@ class ProfileContext:
     stop: threading.Event = field(default_factory=threading.Event)
     log: Callable[[str], None] = _no_log
     memory_probe: MemoryProbe | None = None
+    records: RecordSink | None = None
 
     def read_memory(self) -> tuple[int, int, int] | None:
         """(RSS, peak RSS, swap) of the server in bytes, or None when it cannot be measured from here."""
@@ -107,35 +112,3 @@ def fit_prompt(client: ChatClient, text: str, tokens: int) -> str:
     """`text` cut to about `tokens` tokens, measured with the server's own tokenizer."""
     ids = client.tokenize(text)
     return text if len(ids) <= tokens else client.detokenize(ids[: max(tokens, 1)])
-
-
-def filler_text(approx_tokens: int, topic: str = "the archive") -> str:
-    """Deterministic varied prose, at least `approx_tokens` tokens long (about one token per 4 chars)."""
-    sentences: list[str] = []
-    length = 0
-    while length < approx_tokens * 5:
-        sentences.append(_sentence(len(sentences), topic))
-        length += len(sentences[-1]) + 1
-    return " ".join(sentences)
-
-
-_SUBJECTS = ("The keeper", "A traveller", "The council", "An old map", "The river", "A merchant", "The tower")
-_VERBS = ("recorded", "described", "forgot", "guarded", "questioned", "traded", "mapped")
-_OBJECTS = (
-    "the northern gate",
-    "a silver lantern",
-    "seven winters",
-    "the salt road",
-    "a sealed letter",
-    "the copper bell",
-    "the last harvest",
-    "a broken compass",
-    "the eastern marsh",
-)
-
-
-def _sentence(index: int, topic: str) -> str:
-    subject = _SUBJECTS[index % len(_SUBJECTS)]
-    verb = _VERBS[(index * 3) % len(_VERBS)]
-    obj = _OBJECTS[(index * 5) % len(_OBJECTS)]
-    return f"Entry {index + 1}: {subject} of {topic} {verb} {obj} in year {1200 + index * 7 % 400}."

@@ -1,66 +1,67 @@
-"""Batch documents: sequential summaries, their throughput, steadiness, slowdown and the server's memory drift."""
+"""Batch documents: summaries, their throughput, steadiness, slowdown and the server's memory drift.
+
+Without a sweep the documents go one after another (the profile's classic measurement); with one, at the
+sweep's levels. Time per document is each request's end-to-end time at the headline level, in send order.
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from kubeinfer.bench.client import ChatClient, Interrupted, coefficient_of_variation
-from kubeinfer.bench.profiles.base import (
-    ProfileContext,
-    filler_text,
-    fit_prompt,
-    guarded,
-    interrupted,
-    judged,
-    mean,
-    percent_change,
-    rounded,
-)
+from kubeinfer.bench.client import coefficient_of_variation
+from kubeinfer.bench.intervals import batch_intervals, beyond, describe
+from kubeinfer.bench.load.driver import RequestRecord
+from kubeinfer.bench.load.prompts import Framing
+from kubeinfer.bench.profiles.base import ProfileContext, guarded, judged, mean, percent_change, rounded
+from kubeinfer.bench.profiles.load import ProfileLoad, run_load
 from kubeinfer.resources.benchmark_matrix import BatchProfile, ProfileResult
 
-#: Every document has the same length and every summary the same number of tokens, so a change in time
-#: per document measures the server, not the input.
+#: Every document has the same length and every summary the same number of tokens (unless a traffic
+#: scenario says otherwise), so a change in time per document measures the server, not the input.
 DOCUMENT_TOKENS = 320
 QUICK_DOCUMENTS = 10
 WINDOW = 10
-TOPICS = ("the harbour", "the mill", "the observatory", "the library", "the vineyard", "the foundry")
+SUMMARY = Framing(
+    instruction="Summarize this document in three sentences.\n\n{text}",
+    topic="the harbour",
+    temperature=0.0,
+)
+
+
+class MemoryTrail:
+    """Server memory read after every request (from any load thread)."""
+
+    def __init__(self, ctx: ProfileContext) -> None:
+        self.ctx = ctx
+        self.rss: list[int] = []
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, _record: RequestRecord) -> None:
+        if (memory := self.ctx.read_memory()) is None:
+            return
+        current, hwm, _swap = memory
+        with self._lock:
+            self.rss.append(current)
+            self.peak = max(self.peak, hwm, current)
 
 
 @guarded
 def run(ctx: ProfileContext) -> ProfileResult:
-    """Summarize `documents` documents one after another, timing each and sampling server memory."""
+    """Summarize `documents` documents (or send the sweep's levels), timing each and sampling server memory."""
     cfg = ctx.profiles.batch
     count = min(cfg.documents, QUICK_DOCUMENTS) if ctx.quick else cfg.documents
     max_tokens = max(8, min(cfg.max_tokens, ctx.max_context // 4))
     doc_tokens = min(DOCUMENT_TOKENS, ctx.max_context - max_tokens - 96)
-    seconds: list[float] = []
-    rss: list[int] = []
-    peak = 0
-    with ctx.client() as client:
-        for index in range(count):
-            try:
-                seconds.append(summarize_document(client, index, doc_tokens, max_tokens))
-            except Interrupted:
-                return interrupted(summary(seconds, rss, peak))
-            if (memory := ctx.read_memory()) is not None:
-                current, hwm, _swap = memory
-                rss.append(current)
-                peak = max(peak, hwm, current)
-            if index % 5 == 4:
-                ctx.log(f"batch {index + 1}/{count} documents")
-    metrics = summary(seconds, rss, peak)
+    memory = MemoryTrail(ctx)
+    outcome = run_load(ctx, ProfileLoad("batch", cfg, SUMMARY, doc_tokens, max_tokens, count), memory)
+    seconds = [r.e2e_seconds for r in outcome.headline.run.records if r.ok and r.e2e_seconds is not None]
+    metrics = outcome.metrics() | summary(seconds, memory.rss, memory.peak)
+    if outcome.swept and (rps := metrics.get("achieved_rps")):
+        metrics["throughput_docs_per_hour"] = rounded(rps * 3600, 2)
+        metrics.pop("throughput_docs_per_hour_interval", None)
     return judged(metrics, failures(metrics, cfg))
-
-
-def document(index: int, tokens: int) -> str:
-    return filler_text(tokens, topic=TOPICS[index % len(TOPICS)]) + f" (document {index + 1})"
-
-
-def summarize_document(client: ChatClient, index: int, doc_tokens: int, max_tokens: int) -> float:
-    text = fit_prompt(client, document(index, doc_tokens), doc_tokens)
-    messages = [{"role": "user", "content": f"Summarize this document in three sentences.\n\n{text}"}]
-    result = client.stream_chat(messages, max_tokens, temperature=0.0, cache_prompt=False, ignore_eos=True)
-    return result.total_seconds
 
 
 def summary(seconds: list[float], rss: list[int], peak: int) -> dict[str, Any]:
@@ -76,6 +77,7 @@ def summary(seconds: list[float], rss: list[int], peak: int) -> dict[str, Any]:
         "degradation_percent": rounded(degradation, 2),
         "memory_drift_percent": rounded(drift, 3),
         "peak_rss_bytes": peak if rss else None,
+        **batch_intervals(seconds, window),
     }
 
 
@@ -90,6 +92,6 @@ def failures(metrics: dict[str, Any], cfg: BatchProfile) -> list[str]:
     )
     for key, limit, what in checks:
         value = metrics[key]
-        if value is not None and value > limit:
-            found.append(f"{what}: {key.removesuffix('_percent')} {value:.1f}% > {limit:g}%")
+        if beyond(metrics, key, limit, higher_is_better=False):
+            found.append(f"{what}: {key.removesuffix('_percent')} {value:.1f}%{describe(metrics, key)} > {limit:g}%")
     return found

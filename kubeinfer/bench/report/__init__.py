@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from kubeinfer.bench.report.csv_report import render_csv
 from kubeinfer.bench.report.html_report import render_html
 from kubeinfer.bench.report.json_report import ReportData, as_report_data, render_json
+from kubeinfer.storage.atomic import atomic_write_text
 
 RENDERERS: dict[str, Callable[[ReportData], str]] = {"json": render_json, "csv": render_csv, "html": render_html}
 FORMATS = tuple(RENDERERS)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_reports(report: object, out_dir: Path, formats: Iterable[str] = FORMATS) -> dict[str, Path]:

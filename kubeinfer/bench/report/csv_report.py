@@ -7,6 +7,7 @@ import io
 from collections.abc import Callable
 from typing import Any
 
+from kubeinfer.bench.intervals import interval_of
 from kubeinfer.bench.report.json_report import ReportData
 from kubeinfer.resources.benchmark_matrix import CellResult
 
@@ -17,6 +18,17 @@ def metric(profile: str, name: str) -> Getter:
     def get(cell: CellResult) -> Any:
         result = cell.profiles.get(profile)
         return result.metrics.get(name) if result else None
+
+    return get
+
+
+def interval_end(profile: str, name: str, end: int) -> Getter:
+    """The low (0) or high (1) end of a metric's 95% interval (`<name>_interval`), when the profile has one."""
+
+    def get(cell: CellResult) -> Any:
+        result = cell.profiles.get(profile)
+        found = interval_of(result.metrics, name) if result else None
+        return found[end] if found else None
 
     return get
 
@@ -46,6 +58,14 @@ COLUMNS: dict[str, Getter] = {
     "params_b": lambda c: c.model_size_b,
     "estimated_memory_gb": lambda c: c.estimated_memory_gb,
     "load_seconds": lambda c: c.load_seconds,
+    "cold_load_seconds": lambda c: c.cold_load_seconds,
+    "max_sustainable_rps": lambda c: c.max_sustainable_rps,
+    "max_sustainable_output_tps": lambda c: c.max_sustainable_output_tokens_per_second,
+    "max_sustainable_input_tps": lambda c: c.max_sustainable_input_tokens_per_second,
+    "price_per_hour": lambda c: c.price_per_hour,
+    "currency": lambda c: c.currency,
+    "cost_per_million_output_tokens": lambda c: c.cost_per_million_output_tokens,
+    "cost_per_million_input_tokens": lambda c: c.cost_per_million_input_tokens,
     "threads": lambda c: c.threads,
     "status": lambda c: c.status.value,
     "rule": lambda c: c.rule.value if c.rule else None,
@@ -54,6 +74,12 @@ COLUMNS: dict[str, Getter] = {
     "interactive_ttft": metric("interactive", "ttft_seconds"),
     "interactive_tps": metric("interactive", "tokens_per_second"),
     "interactive_variance": metric("interactive", "variance_percent"),
+    "interactive_ttft_low": interval_end("interactive", "ttft_seconds", 0),
+    "interactive_ttft_high": interval_end("interactive", "ttft_seconds", 1),
+    "interactive_tps_low": interval_end("interactive", "tokens_per_second", 0),
+    "interactive_tps_high": interval_end("interactive", "tokens_per_second", 1),
+    "interactive_variance_low": interval_end("interactive", "variance_percent", 0),
+    "interactive_variance_high": interval_end("interactive", "variance_percent", 1),
     "interactive_rating": rating("interactive"),
     "long_context_status": profile_status("long_context"),
     "long_context_load": metric("long_context", "initial_load_seconds"),
@@ -63,6 +89,8 @@ COLUMNS: dict[str, Getter] = {
     "batch_throughput": metric("batch", "throughput_docs_per_hour"),
     "batch_seconds_per_doc": metric("batch", "seconds_per_document"),
     "batch_variance": metric("batch", "variance_percent"),
+    "batch_variance_low": interval_end("batch", "variance_percent", 0),
+    "batch_variance_high": interval_end("batch", "variance_percent", 1),
     "batch_degradation": metric("batch", "degradation_percent"),
     "batch_memory_drift": metric("batch", "memory_drift_percent"),
     "batch_rating": rating("batch"),

@@ -117,6 +117,8 @@ def format_value(name: str, value: Any) -> str:
     if isinstance(value, int | float):
         if name.endswith("_bytes"):
             return f"{value / GIB:.2f} GiB"
+        if name.endswith("_seconds") and 0 < abs(value) < 0.1:
+            return f"{value * 1000:.1f} ms"  # inter-token gaps and queue waits
         return format_number(value) + unit_for(name)
     if isinstance(value, dict):
         item_name = name.split("_by_")[0]  # load_seconds_by_context holds load_seconds values
@@ -300,8 +302,67 @@ def temperature_chart(cells: list[CellResult]) -> Markup | None:
     return line_chart("Temperature over time (stress)", "time (minutes)", "temperature (°C)", series)
 
 
+#: Profiles whose metrics hold load `levels` (kubeinfer/bench/profiles/load.py).
+LOAD_PROFILES = ("interactive", "batch")
+
+
+def load_levels(result: ProfileResult | None) -> list[dict[str, Any]]:
+    levels = result.metrics.get("levels") if result else None
+    return [level for level in levels if isinstance(level, dict)] if isinstance(levels, list) else []
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def latency_points(name: str, levels: list[dict[str, Any]], latency: str) -> tuple[Point, ...]:
+    """(output tokens/s, latency) of each level, lowest load first, labelled with the level."""
+    points = []
+    for level in levels:
+        x, y = _number(level.get("output_tokens_per_second")), _number(level.get(latency))
+        if x is None or y is None:
+            continue
+        flag = "" if level.get("sustainable", True) else " (not sustainable)"
+        label = f"{name} {level.get('label')}: {format_number(x)} t/s, {latency} {format_number(y)} s{flag}"
+        points.append(Point(x, y, label))
+    return tuple(points)
+
+
+def latency_chart(cells: list[CellResult], latency: str, title: str) -> Markup | None:
+    """`latency` against output throughput across load levels: one curve per cell and load profile."""
+    series = []
+    for cell in cells:
+        for profile in LOAD_PROFILES:
+            name = f"{cell.key} {profile}"
+            series.append(Series(name, latency_points(name, load_levels(cell.profiles.get(profile)), latency)))
+    return line_chart(title, "output tokens/s", f"{latency.removesuffix('_seconds')} (s)", series)
+
+
+def cell_curves(cell: CellResult) -> Markup | None:
+    """One cell's curves: TTFT p95 and end-to-end p95 against output tokens/s, per load profile."""
+    series = []
+    for profile in LOAD_PROFILES:
+        levels = load_levels(cell.profiles.get(profile))
+        for latency in ("ttft_p95_seconds", "e2e_p95_seconds"):
+            name = f"{profile} {latency.removesuffix('_seconds')}"
+            series.append(Series(name, latency_points(name, levels, latency)))
+    if sum(len(s.points) for s in series) < 2:
+        return None
+    return line_chart(f"{cell.key}: latency vs throughput", "output tokens/s", "latency (s)", series)
+
+
 def charts(cells: list[CellResult]) -> list[dict[str, Any]]:
     return [
+        {
+            "title": "Time to first token (p95) vs output throughput, per load level",
+            "svg": latency_chart(cells, "ttft_p95_seconds", "TTFT p95 vs throughput"),
+            "empty": "No load levels recorded (interactive and batch did not run).",
+        },
+        {
+            "title": "Inter-token latency (p95) vs output throughput, per load level",
+            "svg": latency_chart(cells, "itl_p95_seconds", "ITL p95 vs throughput"),
+            "empty": "No load levels recorded (interactive and batch did not run).",
+        },
         {
             "title": "Tokens/s vs model size, by quantization",
             "svg": tokens_chart(cells),
@@ -353,9 +414,45 @@ def cell_facts(cell: CellResult) -> list[dict[str, str]]:
     ]
 
 
+#: Level columns of the per-cell load table: (metric key in a level, heading).
+LEVEL_COLUMNS = (
+    ("achieved_rps", "req/s"),
+    ("output_tokens_per_second", "output t/s"),
+    ("ttft_p50_seconds", "TTFT p50"),
+    ("ttft_p95_seconds", "TTFT p95"),
+    ("ttft_p99_seconds", "TTFT p99"),
+    ("itl_p50_seconds", "ITL p50"),
+    ("itl_p95_seconds", "ITL p95"),
+    ("e2e_p95_seconds", "E2E p95"),
+    ("queue_wait_p95_seconds", "queue p95"),
+    ("goodput_rps", "goodput req/s"),
+)
+#: Metrics shown in their own table rather than as rows.
+LEVEL_METRICS = ("levels", "saturation")
+
+
+def level_rows(result: ProfileResult) -> list[dict[str, Any]]:
+    rows = []
+    for level in load_levels(result):
+        values = [format_value(key, level.get(key)) for key, _ in LEVEL_COLUMNS]
+        if level.get("kind") == "rate":
+            values[0] += f" of {format_number(float(level.get('offered_rps') or 0))}"
+        state = (
+            "sustainable"
+            if level.get("sustainable")
+            else (level.get("saturation") or "; ".join(level.get("slo_misses") or []) or "errors")
+        )
+        rows.append(
+            {"label": level.get("label"), "cells": values, "state": state, "ok": bool(level.get("sustainable"))}
+        )
+    return rows
+
+
 def metric_rows(result: ProfileResult) -> list[dict[str, str]]:
     rows = []
     for name, value in result.metrics.items():
+        if name in LEVEL_METRICS:
+            continue
         title = result.interpretation.get(name, "")
         if isinstance(value, dict):
             title = "; ".join(
@@ -380,8 +477,12 @@ def cell_details(index: int, cell: CellResult) -> dict[str, Any]:
                 "rating": result.rating,
                 "reason": result.reason,
                 "metrics": metric_rows(result),
+                "levels": level_rows(result),
+                "saturation": result.metrics.get("saturation_reason"),
             }
             for name, result in cell.profiles.items()
         ],
+        "curves": cell_curves(cell),
+        "level_columns": [heading for _, heading in LEVEL_COLUMNS],
         "log": "\n".join(log),
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from kubeinfer.gateway.ui import batches, jobs, login, logs, matrices, models, static
+from kubeinfer.gateway.ui import batches, files, jobs, login, logs, matrices, models, static
 from kubeinfer.gateway.ui.errors import install_page_errors
 from kubeinfer.gateway.ui.headers import SecurityHeaders
 
@@ -20,6 +20,6 @@ def create_console(gateway: FastAPI) -> FastAPI:
     console.state = gateway.state  # the gateway's lifespan puts its GatewayContext there
     console.add_middleware(SecurityHeaders)
     install_page_errors(console)
-    for module in (login, batches, jobs, models, matrices, logs, static):
+    for module in (login, batches, files, jobs, models, matrices, logs, static):
         console.include_router(module.router)
     return console

@@ -61,12 +61,25 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc in hosts
 
 
-async def check(request: Request) -> None:
-    """Dependency of every console POST route; raises CsrfRejected."""
+def check_origin(request: Request) -> None:
+    """The part of the check that needs no body: run it before reading one."""
     if not _same_origin(request):
         raise CsrfRejected("the form was posted from another site")
+
+
+def check_field(request: Request, field: object) -> None:
+    """The form's token field against the browser's cookie."""
     cookie = request.cookies.get(COOKIE, "")
-    form = await request.form()
-    field = form.get(FIELD)
     if not cookie or not isinstance(field, str) or not hmac.compare_digest(cookie.encode(), field.encode()):
         raise CsrfRejected("the form's security token is missing or does not match this browser's")
+
+
+async def check(request: Request) -> None:
+    """Dependency of every console POST route with a urlencoded form; raises CsrfRejected.
+
+    Uploads stream their multipart body instead (kubeinfer.gateway.ui.upload) and check the same two
+    things themselves.
+    """
+    check_origin(request)
+    form = await request.form()
+    check_field(request, form.get(FIELD))

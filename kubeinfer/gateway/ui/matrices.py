@@ -21,7 +21,8 @@ from kubeinfer.cluster.matrices import ClusterMatrix, list_matrices, read_matrix
 from kubeinfer.gateway.context import Ctx
 from kubeinfer.gateway.errors import ApiError
 from kubeinfer.gateway.ui.errors import PageNotFound
-from kubeinfer.gateway.ui.render import page
+from kubeinfer.gateway.ui.matrix_view import matrix_view
+from kubeinfer.gateway.ui.render import PHASE_CLASS, page
 from kubeinfer.gateway.ui.reports import REPORT_HTML, MatrixReport, ReportNotFound, find_report, find_reports
 from kubeinfer.gateway.ui.session import Viewer
 from kubeinfer.kube.errors import ClusterError, NotFound
@@ -33,16 +34,6 @@ REPORT_POLICY = (
     "sandbox allow-scripts; default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
     "img-src data:; frame-ancestors 'none'"
 )
-
-#: Badge colour of a cluster object's phase (BenchmarkMatrix or ModelInstall); other phases stay grey.
-PHASE_CLASS = {
-    "Completed": "st-completed",
-    "Ready": "st-completed",
-    "Running": "st-in_progress",
-    "Downloading": "st-in_progress",
-    "Starting": "st-in_progress",
-    "Failed": "st-failed",
-}
 
 
 def summary(report: MatrixReport) -> dict[str, Any]:
@@ -105,6 +96,7 @@ def _detail(request: Request, name: str, data: ReportData | None, error: str | N
         info=report_summary(data),
         grid=cell_grid(cells) if cells else None,
         cells=[{"cell": cell, "rating": cell_rating(cell)} for cell in cells],
+        view=matrix_view(cells),
         status_class=STATUS_CLASS,
         phase_class=PHASE_CLASS,
         **{"html_url": None, "cluster": None} | extra,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -20,7 +20,7 @@ from kubeinfer.gateway.errors import ApiError
 from kubeinfer.gateway.schemas import AnalyzeRequest
 from kubeinfer.gateway.ui import csrf
 from kubeinfer.gateway.ui.errors import PageNotFound
-from kubeinfer.gateway.ui.matrices import PHASE_CLASS
+from kubeinfer.gateway.ui.install_view import install_fields
 from kubeinfer.gateway.ui.render import page
 from kubeinfer.gateway.ui.session import Viewer
 from kubeinfer.gateway.ui.urls import base_path
@@ -60,7 +60,7 @@ async def _cluster_context(ctx: GatewayContext, project: str) -> dict[str, Any]:
         installs = await run_in_threadpool(list_installs, namespace, project)
     except ClusterError as exc:
         return {"namespace": namespace, "installs": [], "cluster_error": str(exc)}
-    return {"namespace": namespace, "installs": installs, "cluster_error": None}
+    return {"namespace": namespace, "installs": [(i, install_fields(i)) for i in installs], "cluster_error": None}
 
 
 async def _models_page(
@@ -87,7 +87,6 @@ async def _models_page(
         served=sorted(ctx.models.items()),
         installed=installed,
         form=form,
-        phase_class=PHASE_CLASS,
         **await _cluster_context(ctx, project),
         **(defaults | extra),
     )
@@ -96,6 +95,19 @@ async def _models_page(
 @router.get("/models")
 async def models_page(request: Request, project: Viewer, ctx: Ctx, created: str | None = None) -> Response:
     return await _models_page(request, ctx, project, DEFAULT_FORM, created=created)
+
+
+@router.get("/models/installs")
+async def installs_json(project: Viewer, ctx: Ctx) -> JSONResponse:
+    """What the models page polls to keep each install's phase, progress and serving state current."""
+    namespace = ctx.settings.gateway.cluster_namespace
+    if not namespace:
+        raise PageNotFound("ModelInstalls need cluster mode (KUBEINFER_GATEWAY__CLUSTER_NAMESPACE)")
+    try:
+        installs = await run_in_threadpool(list_installs, namespace, project)
+    except ClusterError as exc:
+        raise ApiError(502, str(exc)) from None
+    return JSONResponse({"installs": [install_fields(item) for item in installs]})
 
 
 @router.post("/models/install", dependencies=[Depends(csrf.check)])

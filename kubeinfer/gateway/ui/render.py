@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import cache
 from typing import Any
 
@@ -11,21 +10,27 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from kubeinfer.gateway.ui import csrf
+from kubeinfer.gateway.ui.timefmt import human_time
 from kubeinfer.gateway.ui.urls import base_path
 
 NAV = (
     ("batches", "Batches"),
+    ("files", "Files"),
     ("jobs", "Job history"),
     ("models", "Models"),
     ("matrices", "Matrices"),
     ("logs", "Logs"),
 )
 
-
-def format_time(epoch: int | float | None) -> str:
-    if epoch is None:
-        return "–"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+#: Badge colour of a cluster object's phase (BenchmarkMatrix or ModelInstall); other phases stay grey.
+PHASE_CLASS = {
+    "Completed": "st-completed",
+    "Ready": "st-completed",
+    "Running": "st-in_progress",
+    "Downloading": "st-in_progress",
+    "Starting": "st-in_progress",
+    "Failed": "st-failed",
+}
 
 
 def format_number(value: int | float | None, digits: int = 2) -> str:
@@ -34,6 +39,18 @@ def format_number(value: int | float | None, digits: int = 2) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:,.{digits}f}"
+
+
+def format_bytes(value: int | None) -> str:
+    """Binary units, as `ls -lh` and the model cache show sizes."""
+    if value is None:
+        return "–"
+    size = float(value)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{value:,} bytes" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 @cache
@@ -45,8 +62,9 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["when"] = format_time
+    env.filters["when"] = human_time
     env.filters["number"] = format_number
+    env.filters["bytes"] = format_bytes
     return env
 
 

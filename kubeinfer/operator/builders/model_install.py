@@ -5,6 +5,7 @@ Each returns a plain dict for the API, so it is unit-tested without a cluster.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path, PurePosixPath
@@ -179,29 +180,47 @@ def build_server_deployment(
         "resources": {"requests": requests, **({"limits": limits} if limits else {})},
         "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": MODELS_MOUNT, "readOnly": True}],
         "securityContext": container_security(),
+        # a server that exits leaves its log's last lines in lastState (the PodsStarted CrashLoop message)
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     pod_labels = {**labels, QUANT_LABEL: quantization}
+    template = {
+        "metadata": {"labels": pod_labels, "annotations": dict(serving.pod_annotations)},
+        "spec": {
+            "automountServiceAccountToken": False,
+            # llama-server does not drain on SIGTERM; a hung one ignores it until SIGKILL
+            "terminationGracePeriodSeconds": SERVER_GRACE_SECONDS,
+            "containers": [container],
+            "volumes": [cache_volume(settings, read_only=True)],
+            **pool_placement(serving.pool, settings, gpus),
+        },
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": deployment_name(name), "labels": labels, "ownerReferences": [owner_reference(body)]},
+        "metadata": {
+            "name": deployment_name(name),
+            "labels": labels,
+            "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash(template)},
+            "ownerReferences": [owner_reference(body)],
+        },
         "spec": {
             "replicas": serving.replicas if replicas is None else replicas,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": pod_labels, "annotations": dict(serving.pod_annotations)},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    # llama-server does not drain on SIGTERM; a hung one ignores it until SIGKILL
-                    "terminationGracePeriodSeconds": SERVER_GRACE_SECONDS,
-                    "containers": [container],
-                    "volumes": [cache_volume(settings, read_only=True)],
-                    **pool_placement(serving.pool, settings, gpus),
-                },
-            },
+            "template": template,
         },
     }
+
+
+#: On the server Deployment: the hash of the pod template the operator last wrote. A spec change that alters
+#: the template (resources, pool, ctxSize, extraArgs, a fallback) changes it, and the operator then replaces
+#: the Deployment, which rolls the pods; comparing a hash avoids diffing against the API server's defaults.
+TEMPLATE_HASH_ANNOTATION = "kubeinfer.dev/template-hash"
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def server_probes(settings: OperatorSettings) -> dict[str, Any]:

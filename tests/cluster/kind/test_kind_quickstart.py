@@ -1,7 +1,7 @@
 """The README's cluster path on the kind cluster: a BenchmarkMatrix applied with kubectl into the release namespace,
 Completed by the chart's operator, every cell's pods real containers, `kubeinfer bench report` reading it.
 
-The matrix is examples/quickstart.yaml cut to two cells (the bundled Q4_1 and a Q4_K_M that the prepare Job
+The matrix is examples/quickstart.yaml cut to two SmolLM2 cells (the bundled Q4_1 and a Q4_K_M that the prepare Job
 derives with llama-quantize in its container) and two short profiles, so the tier stays within minutes; the whole
 quickstart on kind is a `make bench` figure (docs/testing.md). Its thresholds cannot be missed, so the statuses
 are what the code decides, not what the machine's speed decides.
@@ -30,7 +30,7 @@ def kind_matrix() -> dict[str, Any]:
     data = yaml.safe_load(QUICKSTART.read_text())
     data["metadata"]["name"] = "quickstart"
     spec = data["spec"]
-    spec["models"][0]["files"] = {"Q4_1": "pypi:smollm2-135m", "Q4_K_M": "quantize:Q4_1"}
+    spec["models"] = [{**spec["models"][0], "files": {"Q4_1": "pypi:smollm2-135m", "Q4_K_M": "quantize:Q4_1"}}]
     spec["engine"] = {"ctxSize": 2048, "parallel": 1, "threads": 1}
     spec["limits"] = {"maxLoadTimeSeconds": 300}
     spec["profiles"] = {
