@@ -1,6 +1,6 @@
 """Write the chart's RBAC rules file from kubeinfer.operator.rbac, the one place the rules are defined.
 
-`make chart-rbac` (run by `make crds`) calls this; tests/unit/test_chart.py fails when the file drifts.
+`make chart-rbac` (run by `make crds`) calls this; tests/unit/project/test_chart.py fails when the file drifts.
 """
 
 from __future__ import annotations

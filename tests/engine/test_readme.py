@@ -2,7 +2,7 @@
 
 Each line of the block runs through bash in a scratch folder that holds `examples/`, with the session's engine
 and model cache and a free port in place of 8080. Two kinds of line are not run here, each for a reason
-named in NOT_RUN_HERE; tests/unit/test_docs.py checks every documented command against the CLI.
+named in NOT_RUN_HERE; tests/unit/project/test_docs.py checks every documented command against the CLI.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from kubeinfer.models.cache import ModelCache
 from kubeinfer.settings import Settings
 from testbed.model_cache import MODEL_DIR_ENV, changes, seed, snapshot
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def fake_cache(root: Path) -> Path:

@@ -16,7 +16,7 @@ from kubeinfer.cli.app import app
 from kubeinfer.cli.ops_target import target
 from kubeinfer.cli.output import Output, format_or_path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kubeinfer.cli.gateway import openapi_document
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+PUBLISHED = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 REGENERATE = "kubeinfer gateway openapi -O docs/openapi.json"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "kind" / "cluster.sh"
+SCRIPT = Path(__file__).resolve().parents[3] / "hack" / "kind" / "cluster.sh"
 
 
 def run_script(command: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ from kubeinfer.models.cache import ChecksumError, ModelCache
 from kubeinfer.models.catalog import CATALOG, BundledModel, BundledPart, lookup
 from kubeinfer.models.sources import ModelFetchError, ModelResolver, describe
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHUNKS = [b"GGUF" + bytes(range(256)) * 40, bytes(range(255, -1, -1)) * 50, b"tail" * 333]
 NAME = "chunked"
 

@@ -16,7 +16,7 @@ import pytest
 
 from kubeinfer import __version__
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HINT = "install kubeinfer[operator] for cluster commands"
 
 pytestmark = pytest.mark.timeout(600)

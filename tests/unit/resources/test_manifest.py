@@ -10,7 +10,7 @@ import yaml
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix
 from kubeinfer.resources.loader import ManifestError, load_matrix
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def minimal(**spec_overrides: object) -> dict[str, object]:

@@ -22,7 +22,7 @@ from kubeinfer.resources.model_install import ModelInstall, ModelInstallSpec
 from kubeinfer.resources.names import QUANT_LABEL
 from kubeinfer.settings import OperatorSettings
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "model-install.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "model-install.yaml"
 
 
 def install(**spec: Any) -> tuple[dict[str, Any], ModelInstall]:

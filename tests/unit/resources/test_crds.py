@@ -10,7 +10,7 @@ import yaml
 from kubeinfer.resources.crd import CRDS, CrdInfo, build_crd, render
 from kubeinfer.resources.names import GROUP as API_GROUP
 
-CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
+CRD_DIR = Path(__file__).resolve().parents[3] / "crds"
 
 
 @pytest.mark.parametrize("info", CRDS, ids=lambda i: i.kind)

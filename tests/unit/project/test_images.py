@@ -20,7 +20,7 @@ import yaml
 from kubeinfer.engines.llamacpp_build import SDIST_VERSION
 from kubeinfer.settings import OperatorSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART = REPO_ROOT / "charts" / "kubeinfer"
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 

@@ -17,7 +17,7 @@ import typer.main
 from kubeinfer.cli.app import app
 from kubeinfer.cli.output import FORMATS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(?:bash|console|sh)?\n(.*?)^```", re.S | re.M)
 INLINE = re.compile(r"`(kubeinfer [^`]+)`")
