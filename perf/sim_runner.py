@@ -30,8 +30,10 @@ from kubernetes.client import ApiClient, CoordinationV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from kubeinfer.bench.preflight import plan_server
+from kubeinfer.kube.objects import put_config_map, result_config_map
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix, BenchmarkMatrixSpec, Placement, ProfileResult
+from kubeinfer.steps.results import OWNER_ENV
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +309,7 @@ class RunnerPool:
         try:
             container = pod["spec"]["containers"][0]
             result_name, result = runner_result(container, self.models_root)
-            owner = {e["name"]: e.get("value") for e in container.get("env") or []}.get("KUBEINFER_OWNER")
+            owner = {e["name"]: e.get("value") for e in container.get("env") or []}.get(OWNER_ENV)
             self._write_result(result_name, result, json.loads(owner) if owner else None)
             self.core.patch_namespaced_pod_status(name, self.namespace, {"status": succeeded_status(pod)})
             with self._lock:
@@ -318,13 +320,4 @@ class RunnerPool:
                 self.errors.append(f"{name}: {exc}")
 
     def _write_result(self, name: str, result: dict[str, Any], owner: dict[str, Any] | None) -> None:
-        body = {
-            "metadata": {"name": name, "ownerReferences": [owner] if owner else []},
-            "data": {"result.json": json.dumps(result)},
-        }
-        try:
-            self.core.create_namespaced_config_map(self.namespace, body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            self.core.replace_namespaced_config_map(name, self.namespace, body)
+        put_config_map(self.core, self.namespace, result_config_map(name, result, owner))
