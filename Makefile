@@ -8,6 +8,11 @@ PY := $(VENV)/bin/python
 KUBEINFER := $(VENV)/bin/kubeinfer
 export KUBEINFER_CACHE_DIR ?= $(HOME)/.cache/kubeinfer
 PYTEST_ARGS ?=
+# Two pytest workers: the cluster tier runs as one group on one of them while the other runs unit and engine
+# tests module by module (tests/conftest.py); PYTEST_WORKERS=0 runs everything in one process. The tests marked
+# `serial` (ratios measured side by side) run first, alone.
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 
 .PHONY: setup venv engine models demo test test-fast test-unit lint typecheck bench crds openapi clean
 
@@ -35,14 +40,20 @@ demo: setup
 
 ## test: every tier: unit, engine (real llama-server and model) and cluster (a kind cluster with the images and the chart); docs/testing.md
 test: setup cluster-build helm-build prometheus chromium label-studio
-	$(PY) -m pytest $(PYTEST_ARGS)
+	status=0; \
+	$(PY) -m pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ] || status=1; \
+	$(PY) -m pytest -m "not serial" $(XDIST) $(PYTEST_ARGS) || status=1; \
+	exit $$status
 
 ## test-fast: unit and engine tiers without the tests marked slow, no cluster (docs/testing.md gives its time on 2 cores)
 test-fast: setup chromium label-studio
-	$(PY) -m pytest tests/unit tests/engine -m "not slow" $(PYTEST_ARGS)
+	status=0; \
+	$(PY) -m pytest tests/unit tests/engine -m "serial and not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ] || status=1; \
+	$(PY) -m pytest tests/unit tests/engine -m "not serial and not slow" $(XDIST) $(PYTEST_ARGS) || status=1; \
+	exit $$status
 
-## test-unit: no engine and no cluster
-test-unit: venv
+## test-unit: no llama-server and no cluster (the cached GGUF files, helm and promtool)
+test-unit: setup helm-build prometheus
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: venv

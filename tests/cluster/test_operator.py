@@ -113,14 +113,30 @@ def check_bench_report(cluster: KindCluster, status: dict[str, Any], out: Path) 
     assert [p.name for p in (out / "csv").iterdir()] == ["report.csv"]
 
 
-def test_quickstart_matrix_completes_with_the_same_results_as_a_local_run(
-    kube_cluster: KindCluster, operator: list[OperatorProcess], local_matrix_run: Path, tmp_path: Path
+def test_operator_killed_mid_matrix_resumes_each_cell_once_to_the_same_results_as_a_local_run(
+    kube_cluster: KindCluster,
+    operator: list[OperatorProcess],
+    operator_namespace: NamespaceEnv,
+    local_matrix_run: Path,
+    tmp_path: Path,
 ) -> None:
+    """The e2e matrix in containers, its operator SIGKILLed once the first cell is done and started again: every
+    cell's measure Job runs exactly once, and the statuses equal those of an uninterrupted local `bench run`."""
     kube_cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=matrix_manifest("e2e"))
+    wait_matrix(kube_cluster, "e2e", lambda s: s.get("cellsDone", 0) >= 1, 1200, operator)
+    operator[0].kill()
+    operator.append(operator_namespace.operator_process(tmp_path / "operator-2.log").start())
     body = wait_matrix(kube_cluster, "e2e", lambda s: s.get("phase") in ("Completed", "Failed"), 1800, operator)
     status = body["status"]
     assert status["phase"] == "Completed", status.get("conditions")
     assert status["cellsDone"] == status["cellsTotal"] == 3
+    jobs = kube_cluster.get_json("jobs", "-n", NAMESPACE, "-l", "kubeinfer.dev/matrix=e2e")["items"]
+    measure = [j for j in jobs if j["metadata"]["labels"]["kubeinfer.dev/component"] == "measure"]
+    assert len(measure) == 3
+    for job in measure:
+        pods = kube_cluster.get_json("pods", "-n", NAMESPACE, "-l", f"job-name={job['metadata']['name']}")["items"]
+        assert job["status"].get("succeeded") == 1
+        assert len(pods) == 1, f"{job['metadata']['name']} ran {len(pods)} times"
     cells = status["cells"]
     local = json.loads((local_matrix_run / "report.json").read_text())
     reasons = {f"{c['model']}/{c['quantization']}": c.get("reason") for c in cells}
@@ -144,24 +160,6 @@ def test_quickstart_matrix_completes_with_the_same_results_as_a_local_run(
         if e["involvedObject"]["name"] == "e2e"
     }
     assert {"Running", "CellStarted", "CellFinished", "Completed"} <= event_reasons
-
-
-def test_operator_killed_mid_matrix_resumes_and_runs_each_cell_once(
-    kube_cluster: KindCluster, operator: list[OperatorProcess], operator_namespace: NamespaceEnv, tmp_path: Path
-) -> None:
-    kube_cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=matrix_manifest("restart"))
-    wait_matrix(kube_cluster, "restart", lambda s: s.get("cellsDone", 0) >= 1, 1200, operator)
-    operator[0].kill()
-    operator.append(operator_namespace.operator_process(tmp_path / "operator-2.log").start())
-    body = wait_matrix(kube_cluster, "restart", lambda s: s.get("phase") == "Completed", 1800, operator)
-    assert body["status"]["cellsDone"] == 3
-    jobs = kube_cluster.get_json("jobs", "-n", NAMESPACE, "-l", "kubeinfer.dev/matrix=restart")["items"]
-    measure = [j for j in jobs if j["metadata"]["labels"]["kubeinfer.dev/component"] == "measure"]
-    assert len(measure) == 3
-    for job in measure:
-        pods = kube_cluster.get_json("pods", "-n", NAMESPACE, "-l", f"job-name={job['metadata']['name']}")["items"]
-        assert job["status"].get("succeeded") == 1
-        assert len(pods) == 1, f"{job['metadata']['name']} ran {len(pods)} times"
 
 
 def test_cell_above_the_pool_memory_is_skipped_by_preflight(

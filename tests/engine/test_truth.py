@@ -39,6 +39,10 @@ from kubeinfer.engines.llamacpp_build import EngineInstall
 from kubeinfer.engines.llamacpp_server import LlamaServer, ServerConfig
 from kubeinfer.resources.benchmark_matrix import Profiles
 
+#: Ratios measured side by side still need the machine to themselves: make test runs these tests alone, before
+#: its parallel run (the `serial` marker).
+pytestmark = pytest.mark.serial
+
 TOLERANCE = 0.05
 #: Alternating rounds of one profile run (RUNS requests) and one llama-bench call of each kind (RUNS repetitions).
 ROUNDS = 4
