@@ -128,10 +128,10 @@ spec:
 YAML
 }
 
-images() {  # prints the archives
+images() {  # prints the archives; runs in $(...), where errexit is off, so each failure returns explicitly
   if [[ -n "${IMAGES:-}" ]]; then
     # shellcheck disable=SC2086
-    "$REPO_ROOT/hack/kind/images.sh" $IMAGES
+    "$REPO_ROOT/hack/kind/images.sh" $IMAGES || return
   fi
   ((SIM_NODES == 0)) || "$REPO_ROOT/hack/kind/kwok.sh" image
 }

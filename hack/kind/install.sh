@@ -22,7 +22,9 @@ apt_install() {  # apt_install PACKAGE...: install the missing ones
 
 apt_install debootstrap iptables conntrack ca-certificates
 if [[ "$PROVIDER" == podman ]]; then
-  apt_install podman buildah uidmap golang-github-containernetworking-plugin-dnsname
+  # runc, not crun (which apt picks for podman by default): crun refuses a host with cgroups in hybrid mode (v1
+  # controllers beside a cgroup2 mount: "cgroups in hybrid mode not supported, drop all controllers from cgroupv2").
+  apt_install podman buildah uidmap runc golang-github-containernetworking-plugin-dnsname
   mkdir -p "$(dirname "$KUBEINFER_CONTAINERS_CONF")"
   # podman's rootful default rlimits (1048576) exceed what some sandboxes and CI runners allow; runc then fails
   # with "error setting rlimit type 7". The hard limit of this shell is the most a container can get.
@@ -33,6 +35,9 @@ if [[ "$PROVIDER" == podman ]]; then
 # Written by hack/kind/install.sh; used through CONTAINERS_CONF by the kind scripts only.
 [containers]
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+
+[engine]
+runtime = "runc"
 CONF
   mv "$KUBEINFER_CONTAINERS_CONF.tmp" "$KUBEINFER_CONTAINERS_CONF"
 else
