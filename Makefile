@@ -72,6 +72,7 @@ bench: setup cluster-build guidellm
 	$(PY) -m perf.cluster_batch_load --out results/bench/cluster-batch-load.json
 	$(PY) -m perf.quickstart_kind --out results/bench/quickstart-kind.json
 	$(PY) -m perf.prefix_cache --out results/bench/prefix-cache.json
+	$(PY) -m perf.bench_diff_scenarios --out results/bench/bench-diff-scenarios.json
 	$(PY) -m perf.operator_scale --out results/bench/operator-scale.json
 	GUIDELLM_VERSION=$(GUIDELLM_VERSION) $(PY) -m perf.guidellm_compare --out results/bench/guidellm-comparison.json
 
