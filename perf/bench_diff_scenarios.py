@@ -1,16 +1,18 @@
 """`kubeinfer bench diff` on real runs: the same manifest twice (no regression), then `engine.parallel: 1`.
 
-Issue 15's done-when, measured: `bench diff` of two runs of the same manifest reports no regression (exit 0),
-and of a run with `engine.parallel` cut to 1 reports the throughput drop (exit 1, a throughput metric among
-the regressions). Whether it does depends on the machine's noise during the runs, not on code alone: a busy
-host can move a figure past the threshold and outside its interval, or hide a drop inside wide intervals. So
-this is a benchmark that records the verdicts next to the figures behind them, not a test that asserts them;
-it exits 0 whatever the verdicts are and prints a line when one is not the expected one.
+Issue 15's done-when, measured: `bench diff` of two runs of the same manifest reports no regression (exit 0)
+in either order, and of a run with `engine.parallel` cut to 1 reports the throughput drop (exit 1, a
+throughput metric among the regressions). Whether it does depends on the machine's noise during the runs,
+not on code alone: a busy host can move a figure past the threshold and outside its interval, or hide a drop
+inside wide intervals. So this is a benchmark that records the verdicts next to the figures behind them, not
+a test that asserts them; it exits 0 whatever the verdicts are and prints a line when one is not the
+expected one.
 
 It runs `kubeinfer bench run` three times on the manifest docs/benchmarks.md measured by hand (SmolLM2 135M
 Q4_1, the interactive profile alone, a sweep over concurrency 1 and 4, 2 threads): A with
-`engine.parallel: 4`, A again, and B with `engine.parallel: 1`; then `bench diff -o json` of A and A2 and of
-A and B. Each run takes a minute or two on 2 cores; five minutes in all on a quiet machine.
+`engine.parallel: 4`, A again, and B with `engine.parallel: 1`; then `bench diff -o json` of A and A2, of A2
+and A (the same pair the other way round: a rate that rose from A to A2 fell from A2 to A), and of A and B.
+Each run takes a minute or two on 2 cores; five minutes in all on a quiet machine.
 
 Run: `python -m perf.bench_diff_scenarios --out results/bench/bench-diff-scenarios.json` (repository root,
 after `make setup`: the runs need the built llama-server and the cached model).
@@ -117,6 +119,10 @@ def _figure(change: dict[str, Any]) -> dict[str, Any]:
     return {key: change[key] for key in keys}
 
 
+def _with_interval(value: Any, interval: list[float] | None) -> str:
+    return f"{value} [{interval[0]}, {interval[1]}]" if interval else str(value)
+
+
 def print_summary(name: str, diff: dict[str, Any]) -> None:
     wanted = "no regression, exit 0" if diff["expected_exit_code"] == 0 else "a throughput regression, exit 1"
     print(f"{name}: exit {diff['exit_code']}, expected {wanted}: {'as expected' if diff['ok'] else 'UNEXPECTED'}")
@@ -126,7 +132,11 @@ def print_summary(name: str, diff: dict[str, Any]) -> None:
     print(f"  verdicts: {diff['counts']}")
     for figure in diff["throughput"]:
         where = f"{figure['profile']}.{figure['metric']}" if figure["profile"] else figure["metric"]
-        print(f"  {where}: {figure['old']} -> {figure['new']} ({figure['change_percent']}%, {figure['verdict']})")
+        old, new = (
+            _with_interval(figure["old"], figure["old_interval"]),
+            _with_interval(figure["new"], figure["new_interval"]),
+        )
+        print(f"  {where}: {old} -> {new} ({figure['change_percent']}%, {figure['verdict']})")
     for figure in diff["regressions"]:
         print(f"  regression: {figure['profile'] or 'cell'}.{figure['metric']} {figure['change_percent']}%")
 
@@ -154,13 +164,15 @@ def main() -> int:
             return 2
         result["run_seconds"] = {"a": round(seconds_a, 1), "a2": round(seconds_a2, 1), "b": round(seconds_b, 1)}
         result["same_manifest"] = bench_diff(run_a, run_a2, expect_regression=False)
+        result["same_manifest_reversed"] = bench_diff(run_a2, run_a, expect_regression=False)
         result["parallel_1"] = bench_diff(run_a, run_b, expect_regression=True)
-    result["ok"] = result["same_manifest"]["ok"] and result["parallel_1"]["ok"]
+    result["ok"] = all(result[name]["ok"] for name in ("same_manifest", "same_manifest_reversed", "parallel_1"))
     result["total_seconds"] = round(time.monotonic() - started, 1)
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print_summary("same manifest (A vs A2)", result["same_manifest"])
+    print_summary("same manifest reversed (A2 vs A)", result["same_manifest_reversed"])
     print_summary("engine.parallel 1 (A vs B)", result["parallel_1"])
     print(f"runs {result['run_seconds']} s, {result['total_seconds']} s in all; load {result['load_average_after']}")
     if not result["ok"]:

@@ -5,15 +5,17 @@ limit tripped on 1 of 4 identical runs at 23.2%). A profile that repeats a measu
 next to each judged metric `m`, the interval `m_interval = [low, high]`, and a threshold fails only when
 the *whole* interval lies past it.
 
-Two methods, chosen by what the metric is:
+Three methods, chosen by what the metric is:
 
 * a **mean over repeats** (interactive tokens/s, TTFT and jitter over its runs; seconds per batch document)
   gets Student's t interval, mean ± t(0.975, n-1) · s/√n: exact for normally distributed repeats and the
   usual choice for a handful of them, where a bootstrap has too few values to resample;
 * a **percentile** (TTFT, inter-token and end-to-end latency p50-p99) gets the distribution-free interval
   between the order statistics whose ranks bound it (binomial, normal approximation): no resampling;
-* **any other statistic** of a sample (the batch's coefficient of variation, its first-vs-last slowdown)
-  gets a percentile bootstrap with a fixed seed, so the same measurements always give the same report.
+* **any other statistic** of a sample (the batch's coefficient of variation, its first-vs-last slowdown, an
+  open-loop load level's requests/s and tokens/s) gets a percentile bootstrap with a fixed seed, so the same
+  measurements always give the same report. A closed-loop level's rates are a ratio of means and get Student's
+  t over the requests' linearized values (load/rates.py says why each).
 
 Fewer than two values give no interval: the metric is then judged on its value alone.
 """
@@ -24,7 +26,7 @@ import math
 import random
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 CONFIDENCE = 0.95
 SUFFIX = "_interval"
@@ -38,6 +40,8 @@ _T975 = (
     2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 )  # fmt: skip
 _Z975 = 1.959964
+
+Row = TypeVar("Row")
 
 
 def interval_key(metric: str) -> str:
@@ -97,16 +101,33 @@ def bootstrap_interval_of(
     if not cleaned or any(len(sample) < 2 for sample in cleaned):
         return None
     rng = random.Random(BOOTSTRAP_SEED)
-    estimates = sorted(
-        s
-        for _ in range(resamples)
-        if (s := statistic([rng.choices(sample, k=len(sample)) for sample in cleaned])) is not None
-    )
-    if len(estimates) < resamples // 2:
+    estimates = [statistic([rng.choices(sample, k=len(sample)) for sample in cleaned]) for _ in range(resamples)]
+    return _percentile_bounds(estimates, digits)
+
+
+def bootstrap_rows_interval(
+    rows: Sequence[Row],
+    statistic: Callable[[list[Row]], float | None],
+    digits: int = 4,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> list[float] | None:
+    """Percentile-bootstrap 95% interval of a statistic of rows resampled whole (a row's fields stay together,
+    e.g. one request's time and its token count). None for fewer than two rows, or when most resamples have
+    no value."""
+    if len(rows) < 2:
+        return None
+    rng = random.Random(BOOTSTRAP_SEED)
+    return _percentile_bounds([statistic(rng.choices(rows, k=len(rows))) for _ in range(resamples)], digits)
+
+
+def _percentile_bounds(estimates: Sequence[float | None], digits: int) -> list[float] | None:
+    """The 2.5th and 97.5th percentiles of the bootstrap estimates; None when most of them are undefined."""
+    found = sorted(e for e in estimates if e is not None)
+    if len(found) < len(estimates) // 2:
         return None
     tail = (1 - CONFIDENCE) / 2
-    low = estimates[int(tail * (len(estimates) - 1))]
-    high = estimates[math.ceil((1 - tail) * (len(estimates) - 1))]
+    low = found[int(tail * (len(found) - 1))]
+    high = found[math.ceil((1 - tail) * (len(found) - 1))]
     return _rounded(low, high, digits)
 
 

@@ -45,10 +45,14 @@ def sustainable_level(profiles: dict[str, ProfileResult]) -> dict[str, Any] | No
 
 
 def record_sustainable(result: CellResult) -> CellResult:
-    """Set the cell's `max_sustainable_*` figures from its profiles (cost per token is computed from them)."""
+    """Set the cell's `max_sustainable_*` figures from its profiles (cost per token is computed from them),
+    with the 95% intervals of the level they were read from (none from a report made before levels had them)."""
     level = sustainable_level(result.profiles)
     if level is not None:
         result.max_sustainable_rps = level.get("rps")
         result.max_sustainable_output_tokens_per_second = level.get("output_tokens_per_second")
         result.max_sustainable_input_tokens_per_second = level.get("input_tokens_per_second")
+        result.max_sustainable_rps_interval = level.get("rps_interval")
+        result.max_sustainable_output_tokens_per_second_interval = level.get("output_tokens_per_second_interval")
+        result.max_sustainable_input_tokens_per_second_interval = level.get("input_tokens_per_second_interval")
     return result

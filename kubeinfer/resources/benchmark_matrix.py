@@ -476,6 +476,11 @@ class CellResult(CamelModel):
     max_sustainable_rps: float | None = Field(default=None, description="Highest swept rate before saturation")
     max_sustainable_output_tokens_per_second: float | None = None
     max_sustainable_input_tokens_per_second: float | None = None
+    max_sustainable_rps_interval: list[float] | None = Field(
+        default=None, description="95% interval [low, high] of maxSustainableRps, from its level's requests"
+    )
+    max_sustainable_output_tokens_per_second_interval: list[float] | None = None
+    max_sustainable_input_tokens_per_second_interval: list[float] | None = None
     price_per_hour: float | None = None
     currency: str | None = None
     cost_per_million_output_tokens: float | None = None

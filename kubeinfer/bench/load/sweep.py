@@ -7,7 +7,7 @@ Saturation, judged after each level against the one before:
   as long as the first third, and longer than a whole early request took.
 The sweep stops at the first saturated level and records why. A level is *sustainable* when it is not
 saturated, answered every request and, where an SLO is given, meets it; the best sustainable level (most
-output tokens/s) gives the cell's `max_sustainable_*` figures.
+output tokens/s) gives the cell's `max_sustainable_*` figures, and their 95% intervals are that level's.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from kubeinfer.bench.load.driver import Level, LevelRun, RequestRecord
 from kubeinfer.bench.load.goodput import goodput_rps, slo_misses
+from kubeinfer.bench.load.rates import rate_intervals
 from kubeinfer.bench.load.stats import summarize
 from kubeinfer.resources.benchmark_matrix import Slo, Sweep
 
@@ -65,11 +66,13 @@ def sweep_levels(sweep: Sweep) -> list[list[Level]]:
 
 
 def measure_level(run: LevelRun, slo: Slo | None) -> LevelResult:
+    """The level's figures, its rates with their 95% intervals (load/rates.py), and what it missed of the SLO."""
     summary = summarize(run.records)
     misses: list[str] = []
     if slo is not None:
         summary["goodput_rps"] = goodput_rps(run.records, slo)
         misses = slo_misses(run.records, slo)
+    summary |= rate_intervals(run.records, open_loop=run.level.kind == "rate", slo=slo)
     return LevelResult(run, summary, slo_misses=misses, slo_given=slo is not None)
 
 

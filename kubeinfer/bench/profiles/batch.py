@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from kubeinfer.bench.client import coefficient_of_variation
-from kubeinfer.bench.intervals import batch_intervals, beyond, describe
+from kubeinfer.bench.intervals import batch_intervals, beyond, describe, interval_of
 from kubeinfer.bench.load.driver import RequestRecord
 from kubeinfer.bench.load.prompts import Framing
 from kubeinfer.bench.profiles.base import ProfileContext, guarded, judged, mean, percent_change, rounded
@@ -58,10 +58,22 @@ def run(ctx: ProfileContext) -> ProfileResult:
     outcome = run_load(ctx, ProfileLoad("batch", cfg, SUMMARY, doc_tokens, max_tokens, count), memory)
     seconds = [r.e2e_seconds for r in outcome.headline.run.records if r.ok and r.e2e_seconds is not None]
     metrics = outcome.metrics() | summary(seconds, memory.rss, memory.peak)
-    if outcome.swept and (rps := metrics.get("achieved_rps")):
-        metrics["throughput_docs_per_hour"] = rounded(rps * 3600, 2)
+    if outcome.swept:
         metrics.pop("throughput_docs_per_hour_interval", None)
+        metrics |= swept_throughput(metrics)
     return judged(metrics, failures(metrics, cfg))
+
+
+def swept_throughput(metrics: dict[str, Any]) -> dict[str, Any]:
+    """With a sweep, documents per hour are the headline level's answered requests per hour, and so is the
+    interval (not the reciprocal of seconds per document: requests overlap)."""
+    rps = metrics.get("achieved_rps")
+    if not rps:
+        return {}
+    found: dict[str, Any] = {"throughput_docs_per_hour": rounded(rps * 3600, 2)}
+    if (interval := interval_of(metrics, "achieved_rps")) is not None:
+        found["throughput_docs_per_hour_interval"] = [round(end * 3600, 2) for end in interval]
+    return found
 
 
 def summary(seconds: list[float], rss: list[int], peak: int) -> dict[str, Any]:

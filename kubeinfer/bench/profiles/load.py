@@ -91,18 +91,26 @@ class LoadOutcome:
             metrics["saturation"] = self.result.stops
             metrics["saturation_reason"] = self.result.reason
         best = self.result.best()
-        metrics["sustainable"] = (
-            None
-            if best is None
-            else {
-                "level": best.level.label,
-                "swept": self.swept,
-                "rps": best.summary["achieved_rps"],
-                "output_tokens_per_second": best.summary["output_tokens_per_second"],
-                "input_tokens_per_second": best.summary["input_tokens_per_second"],
-            }
-        )
+        metrics["sustainable"] = None if best is None else sustainable(best, self.swept)
         return metrics
+
+
+#: The sustainable level's keys and the level figures they are read from.
+SUSTAINABLE_RATES = {
+    "rps": "achieved_rps",
+    "output_tokens_per_second": "output_tokens_per_second",
+    "input_tokens_per_second": "input_tokens_per_second",
+}
+
+
+def sustainable(level: LevelResult, swept: bool) -> dict[str, Any]:
+    """The best sustainable level's rates, each with its 95% interval (`rps_interval`, ...) where it has one."""
+    found: dict[str, Any] = {"level": level.level.label, "swept": swept}
+    for key, rate in SUSTAINABLE_RATES.items():
+        found[key] = level.summary[rate]
+        if (interval := level.summary.get(interval_key(rate))) is not None:
+            found[interval_key(key)] = interval
+    return found
 
 
 def run_load(ctx: ProfileContext, load: ProfileLoad, after_request: AfterRequest | None = None) -> LoadOutcome:

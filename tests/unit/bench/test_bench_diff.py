@@ -20,6 +20,7 @@ from kubeinfer.bench.report import as_report_data
 from kubeinfer.cli import app
 from kubeinfer.resources.benchmark_matrix import CellResult, CellStatus, ProfileResult, Profiles
 from testbed.unreachable import unreachable_kubeconfig
+from tests.unit.bench.test_rate_intervals import TIMES, TIMES_AGAIN, swept_cell
 
 runner = CliRunner()
 
@@ -266,3 +267,88 @@ def test_a_profile_that_errored_is_shown_and_its_cell_status_gates(tmp_path: Pat
     rows = {(c["profile"], c["metric"]): (c["verdict"], c["regression"]) for c in json.loads(output)["changes"]}
     assert rows[(None, "status")] == ("worse", True)
     assert rows[("interactive", "status")] == ("worse", False)
+
+
+# --- Rate figures with intervals from the level's requests (issue 15) ------------------------------------
+
+RATES = {
+    (None, "max_sustainable_rps"),
+    (None, "max_sustainable_output_tokens_per_second"),
+    (None, "max_sustainable_input_tokens_per_second"),
+    ("interactive", "achieved_rps"),
+    ("interactive", "output_tokens_per_second"),
+    ("interactive", "input_tokens_per_second"),
+}
+
+
+def write_swept(path: Path, times: tuple[float, ...] | list[float]) -> Path:
+    return write(path, swept_cell(times))
+
+
+def rate_verdicts(output: str) -> dict[tuple[str | None, str], str]:
+    changes = json.loads(output)["changes"]
+    return {(c["profile"], c["metric"]): c["verdict"] for c in changes if (c["profile"], c["metric"]) in RATES}
+
+
+def test_two_samples_of_one_process_are_within_noise_in_either_order(tmp_path: Path) -> None:
+    """The rates differ by 14%, past the 10% threshold, but the levels' intervals overlap."""
+    first = write_swept(tmp_path / "a.json", TIMES)
+    second = write_swept(tmp_path / "a2.json", TIMES_AGAIN)
+    for old, new in ((first, second), (second, first)):
+        code, output = run(str(old), str(new), "--json")
+        assert code == 0, json.loads(output)["regressions"]
+        assert set(rate_verdicts(output).values()) == {"within noise"}
+        change = next(c for c in json.loads(output)["changes"] if c["metric"] == "max_sustainable_rps")
+        assert abs(change["change_percent"]) > 10
+        assert change["old_interval"] is not None
+        assert change["new_interval"] is not None
+
+
+def test_a_rate_60_percent_lower_is_a_throughput_regression(tmp_path: Path) -> None:
+    old = write_swept(tmp_path / "a.json", TIMES)
+    new = write_swept(tmp_path / "b.json", [t * 2.5 for t in TIMES])
+    code, output = run(str(old), str(new), "--json")
+    assert code == 1
+    document = json.loads(output)
+    regressed = {(c["profile"], c["metric"]): c["change_percent"] for c in document["regressions"]}
+    assert RATES <= set(regressed)
+    assert regressed[(None, "max_sustainable_rps")] == -60.0
+    code, output = run(str(old), str(new))
+    assert code == 1
+    assert "regression: smollm2-135m/Q4_1 max_sustainable_rps" in output
+
+
+def strip_rate_intervals(path: Path) -> Path:
+    """The report as written before the rates had intervals."""
+    document = json.loads(path.read_text())
+    for result in document["results"]:
+        for key in ("rps", "output_tokens_per_second", "input_tokens_per_second"):
+            result.pop(f"max_sustainable_{key}_interval")
+        metrics = result["profiles"]["interactive"]["metrics"]
+        for key in ("achieved_rps", "output_tokens_per_second", "input_tokens_per_second"):
+            metrics.pop(f"{key}_interval")
+            for level in metrics["levels"]:
+                level.pop(f"{key}_interval")
+        for key in ("rps", "output_tokens_per_second", "input_tokens_per_second"):
+            metrics["sustainable"].pop(f"{key}_interval")
+    stripped = path.with_name(f"old-{path.name}")
+    stripped.write_text(json.dumps(document))
+    return stripped
+
+
+def test_reports_without_rate_intervals_diff_as_before(tmp_path: Path) -> None:
+    first = strip_rate_intervals(write_swept(tmp_path / "a.json", TIMES))
+    second = strip_rate_intervals(write_swept(tmp_path / "a2.json", TIMES_AGAIN))
+    code, output = run(str(first), str(second), "--json")
+    assert code == 1, "no interval: the 14% drop is judged on the values alone"
+    assert set(rate_verdicts(output).values()) == {"worse"}
+    assert all(c["old_interval"] is None for c in json.loads(output)["changes"] if c["metric"] == "achieved_rps")
+    code, output = run(str(second), str(first), "--json")
+    assert code == 0
+    assert set(rate_verdicts(output).values()) == {"better"}
+    # An old report against a new one: only the new side has an interval, and it must hold the old value
+    # (1.8182 req/s, outside 1.4204-1.7168), so the drop still counts.
+    with_intervals = write_swept(tmp_path / "a2-new.json", TIMES_AGAIN)
+    code, output = run(str(first), str(with_intervals), "--json")
+    assert code == 1
+    assert rate_verdicts(output)[(None, "max_sustainable_rps")] == "worse"

@@ -12,6 +12,7 @@ from kubeinfer.bench.intervals import (
     batch_intervals,
     beyond,
     bootstrap_interval,
+    bootstrap_rows_interval,
     describe,
     mean_interval,
     mean_intervals,
@@ -153,3 +154,17 @@ def test_a_percentile_interval_holds_its_point_estimate(pct: float) -> None:
         values = [((i * 7919) % 101) / 10 for i in range(n)]
         low, high = quantile_interval(values, pct) or (0.0, 0.0)
         assert low <= percentile(values, pct) <= high  # type: ignore[operator]
+
+
+def test_a_row_bootstrap_resamples_rows_whole() -> None:
+    """Each row's fields stay together: a ratio that is the same in every row has no spread at all."""
+    rows = [(1.0, 10.0), (2.0, 20.0), (4.0, 40.0), (3.0, 30.0)]
+    assert bootstrap_rows_interval(rows, lambda drawn: sum(b for _, b in drawn) / sum(a for a, _ in drawn)) == [
+        10.0,
+        10.0,
+    ]
+    first = bootstrap_rows_interval(rows, lambda drawn: sum(a for a, _ in drawn))
+    assert first == bootstrap_rows_interval(rows, lambda drawn: sum(a for a, _ in drawn)), "seeded"
+    assert first is not None
+    assert first[0] < 10 < first[1]
+    assert bootstrap_rows_interval(rows[:1], lambda drawn: 1.0) is None
