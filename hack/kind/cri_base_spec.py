@@ -2,13 +2,14 @@
 """Print the OCI base spec kind's node image gives containerd (`/etc/containerd/cri-base.json`).
 
 kind's base image runs `ctr oci spec`, adds its mount-product-files.sh createContainer hook and drops the
-default rlimits (so pods inherit the node's); the same edits, without jq.
+default rlimits (so pods inherit the node's); the same edits, without jq. The spec `ctr oci spec` printed comes on
+standard input (node-image.sh runs the node root filesystem's own ctr).
 """
 
 import json
-import subprocess
+import sys
 
-spec = json.loads(subprocess.run(["ctr", "oci", "spec"], check=True, capture_output=True, text=True).stdout)
+spec = json.load(sys.stdin)
 spec.setdefault("hooks", {}).setdefault("createContainer", []).append({"path": "/kind/bin/mount-product-files.sh"})
 spec["process"].pop("rlimits", None)
 print(json.dumps(spec, indent=2))

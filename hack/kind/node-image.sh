@@ -98,7 +98,8 @@ customize_rootfs() {  # customize_rootfs DIR PAUSE_IMAGE
       -e "s#sandbox_image = .*#sandbox_image = \"$pause\"#" \
       "$KIND_SRC/images/base/files/etc/containerd/config.toml" >"$root/etc/containerd/config.toml"
   rm -f "$root/etc/systemd/system/containerd-fuse-overlayfs.service"
-  "$REPO_ROOT/hack/kind/cri_base_spec.py" >"$root/etc/containerd/cri-base.json"
+  # The node's own ctr writes the default spec: the host may have no containerd at all.
+  chroot "$root" ctr oci spec | "$REPO_ROOT/hack/kind/cri_base_spec.py" >"$root/etc/containerd/cri-base.json"
   cp "$REPO_ROOT/hack/kind/files/10-bridge.conflist" "$root/etc/cni/net.d/"
   # kind's own local-path manifest, read from the kind module's sources, with our images.
   sed -n '/^const defaultStorageManifest = `/,/^`/p' "$KIND_SRC/pkg/build/nodeimage/const_storage.go" | sed '1d;$d' \
