@@ -8,11 +8,11 @@ PY := $(VENV)/bin/python
 KUBEINFER := $(VENV)/bin/kubeinfer
 export KUBEINFER_CACHE_DIR ?= $(HOME)/.cache/kubeinfer
 PYTEST_ARGS ?=
-# Two pytest workers: the cluster tier runs as one group on one of them while the other runs unit and engine
-# tests module by module (tests/conftest.py); PYTEST_WORKERS=0 runs everything in one process. The tests marked
+# Two pytest workers: the cluster tier runs as one unit of work on one of them while the other runs unit and engine
+# tests module by module (testbed/tiers.py); PYTEST_WORKERS=0 runs everything in one process. The tests marked
 # `serial` (ratios measured side by side) run first, alone.
 PYTEST_WORKERS ?= 2
-XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST := -n $(PYTEST_WORKERS)
 
 .PHONY: setup venv engine models demo test test-fast test-unit lint typecheck bench crds openapi clean
 

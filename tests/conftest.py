@@ -49,21 +49,19 @@ def matrix_verdicts(cells: list[dict[str, Any]]) -> dict[str, tuple[str, str | N
     return verdicts
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its tier, the folder under tests/ it lives in (`pytest -m engine`), and its xdist group.
-
-    Under `pytest -n N --dist loadgroup` (make test) the whole cluster tier is one group, so one worker runs it in
-    collection order against the session's one kind cluster, while the other workers take the unit and engine
-    tests a module at a time (a module's fixtures are set up once). Without -n the groups change nothing.
-    """
+    """Mark each test with its tier, the folder under tests/ it lives in (`pytest -m engine`)."""
     root = Path(__file__).parent
     for item in items:
         parts = item.path.relative_to(root).parts
         if parts and parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
-        group = "cluster" if parts and parts[0] == "cluster" else "/".join(parts)
-        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under `pytest -n N` the cluster tier runs on one worker, the other tiers beside it (testbed/tiers.py)."""
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.import_plugin("testbed.tiers")
 
 
 @pytest.fixture(scope="session")
