@@ -6,6 +6,11 @@ percent of the old value) is *within threshold*; a larger one is *within noise* 
 the other's value; otherwise it is *better* or *worse* by the metric's direction. Directions come from the
 ratings' checks where a metric has one, else from the table below.
 
+A percentile's interval has an open end where its level had too few values to bound it (a p95 of fewer
+than 72 requests, intervals.minimum_samples). A change past the threshold that the intervals cover is then
+*too few samples* rather than *within noise*, with a note saying how many values that percentile needs;
+like within noise, never a regression.
+
 A *regression* is a worse change of a gated metric, or a cell whose status got worse (passed > partial >
 failed, error, skipped). Not gated: figures measured once that say more about the host at that moment than
 about the configuration (load times, temperature, jitter, slowdown, memory drift); they are shown but
@@ -23,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from kubeinfer.bench.intervals import SUFFIX, interval_of, overlap
+from kubeinfer.bench.intervals import SUFFIX, interval_of, is_open, minimum_samples, overlap
 from kubeinfer.bench.ratings import CHECKS, RATING_RANK
 from kubeinfer.bench.report.json_report import ReportData, as_report_data
 from kubeinfer.resources.benchmark_matrix import CellResult, Profiles, Slo
@@ -32,7 +37,9 @@ DEFAULT_THRESHOLD_PERCENT = 10.0
 REPORT_FILE = "report.json"
 CLUSTER_PREFIX = "cluster:"
 
-Verdict = Literal["unchanged", "within threshold", "within noise", "better", "worse", "added", "removed"]
+Verdict = Literal[
+    "unchanged", "within threshold", "within noise", "too few samples", "better", "worse", "added", "removed"
+]
 
 #: Directions (True: higher is better) of the metrics no rating check covers.
 EXTRA_DIRECTIONS: dict[str, bool] = {
@@ -59,7 +66,7 @@ EXTRA_DIRECTIONS: dict[str, bool] = {
 }
 
 #: Latency percentiles (ttft_p95_seconds, itl_p50_seconds, queue_wait_p95_seconds, ...): lower is better.
-PERCENTILE = re.compile(r"_p\d+(_\d+)?_seconds$")
+PERCENTILE = re.compile(r"_p(\d+)(_\d+)?_seconds$")
 
 #: Measured once and dominated by the host's state at that moment: shown, never a regression.
 NOT_GATED = frozenset(
@@ -182,6 +189,8 @@ class Change:
     change_percent: float | None = None
     old_interval: tuple[float, float] | None = None
     new_interval: tuple[float, float] | None = None
+    #: Why a change is not judged (too few samples), else None.
+    note: str | None = None
 
     @property
     def regression(self) -> bool:
@@ -198,14 +207,20 @@ class Change:
             "metric": self.metric,
             "old": self.old,
             "new": self.new,
-            "old_interval": list(self.old_interval) if self.old_interval else None,
-            "new_interval": list(self.new_interval) if self.new_interval else None,
+            "old_interval": _json_interval(self.old_interval),
+            "new_interval": _json_interval(self.new_interval),
             "change_percent": _json_number(self.change_percent),
             "higher_is_better": self.higher_is_better,
             "gated": self.gated,
             "verdict": self.verdict,
             "regression": self.regression,
+            "note": self.note,
         }
+
+
+def _json_interval(interval: tuple[float, float] | None) -> list[float | None] | None:
+    """`[low, high]` with an open end as null, the way reports store it."""
+    return None if interval is None else [end if math.isfinite(end) else None for end in interval]
 
 
 def _json_number(value: float | None) -> float | str | None:
@@ -241,6 +256,15 @@ def in_noise(
     return False
 
 
+def sample_note(metric: str) -> str:
+    """Why a change with an open interval is not judged; for a percentile, how many values bound it."""
+    found = PERCENTILE.search(metric)
+    pct = float(found.group(1) + (found.group(2) or "").replace("_", ".")) if found else 0.0
+    if not 0 < pct < 100:
+        return "too few samples to bound its 95% interval"
+    return f"too few samples: a 95% interval of a p{pct:g} needs at least {minimum_samples(pct)} values a side"
+
+
 def compare_metric(
     cell: str,
     profile: str | None,
@@ -262,7 +286,7 @@ def compare_metric(
     elif abs(change) <= threshold:
         verdict = "within threshold"
     elif in_noise(old, new, old_interval, new_interval):
-        verdict = "within noise"
+        verdict = "too few samples" if is_open(old_interval) or is_open(new_interval) else "within noise"
     else:
         verdict = "better" if (new > old) == higher else "worse"
     return Change(
@@ -277,6 +301,7 @@ def compare_metric(
         change_percent=change,
         old_interval=old_interval,
         new_interval=new_interval,
+        note=sample_note(metric) if verdict == "too few samples" else None,
     )
 
 
@@ -339,6 +364,8 @@ class ReportDiff:
             f"{self.count('better')} better",
             f"{self.count('within noise')} within noise",
         ]
+        if few := self.count("too few samples"):
+            parts.append(f"{few} with too few samples to judge")
         if ungated := sum(1 for change in self.changes if change.verdict == "worse" and not change.gated):
             parts.append(f"{ungated} worse but not gated")
         if self.added:

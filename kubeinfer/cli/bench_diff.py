@@ -30,7 +30,13 @@ from kubeinfer.cli.output import Output, OutputOpt, emit
 #: Exit codes: 0 no regression, 1 a regression, 2 the comparison could not be made.
 REGRESSION, BAD_INPUT = 1, 2
 HIDDEN = ("unchanged", "within threshold")
-VERDICT_STYLE = {"regression": "bold red", "worse (not gated)": "yellow", "better": "green", "within noise": "cyan"}
+VERDICT_STYLE = {
+    "regression": "bold red",
+    "worse (not gated)": "yellow",
+    "better": "green",
+    "within noise": "cyan",
+    "too few samples": "cyan",
+}
 
 
 def _cluster_report(source: ClusterSource, kubeconfig: Path | None, context: str | None) -> dict[str, Any]:
@@ -85,6 +91,7 @@ def _human(result: ReportDiff, html: Path | None) -> Callable[[bool], Renderable
         lines += [f"added cell: {escape(key)}" for key in result.added]
         lines += [f"removed cell: {escape(key)}" for key in result.removed]
         lines += [Text(f"regression: {c.cell} {c.where}", style="bold red") for c in result.regressions]
+        lines += [Text(f"not judged: {c.cell} {c.where}: {c.note}", style="cyan") for c in result.changes if c.note]
         lines.append(result.summary())
         if html is not None:
             lines.append(f"html diff: {escape(str(html))}")
@@ -109,7 +116,8 @@ def diff(
 ) -> None:
     """Compare two benchmark reports; exit 1 when a change beyond the threshold makes a cell worse.
 
-    Changes inside the noise (overlapping 95% intervals of repeated measurements) never count. -o wide lists
+    Changes inside the noise (overlapping 95% intervals of repeated measurements) never count, nor do those
+    of a percentile with too few samples to bound its interval (a p95 needs 72 a side). -o wide lists
     unchanged metrics too; -o name prints the cells with a regression. Exit 0: no regression; 1: a
     regression; 2: an input could not be read.
     """

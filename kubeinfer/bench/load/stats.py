@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from kubeinfer.bench.intervals import mean_intervals, quantile_interval
+from kubeinfer.bench.intervals import clustered_quantile_intervals, mean_intervals, quantile_interval
 from kubeinfer.bench.load.driver import RequestRecord
 
 PERCENTILES = (50, 90, 95, 99)
@@ -34,12 +34,26 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
 
 
 def distribution(name: str, values: Sequence[float]) -> dict[str, Any]:
-    """`{name}_p50_seconds` ... `{name}_p99_seconds`, each with its 95% interval (`..._seconds_interval`)."""
+    """`{name}_p50_seconds` ... `{name}_p99_seconds`, each with its 95% interval (`..._seconds_interval`, an end
+    null where too few values bound it)."""
     found: dict[str, Any] = {}
     for p in PERCENTILES:
         found[f"{name}_p{p}_seconds"] = _rounded(percentile(values, p), 5)
         if (interval := quantile_interval(values, p)) is not None:
             found[f"{name}_p{p}_seconds_interval"] = interval
+    return found
+
+
+def pooled_distribution(name: str, groups: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """Percentiles over every value of every group (a request's inter-token gaps); their intervals allow for
+    a request's values moving together (intervals.clustered_quantile_intervals)."""
+    pooled = [value for group in groups for value in group]
+    intervals = clustered_quantile_intervals(groups, PERCENTILES)
+    found: dict[str, Any] = {}
+    for p in PERCENTILES:
+        found[f"{name}_p{p}_seconds"] = _rounded(percentile(pooled, p), 5)
+        if p in intervals:
+            found[f"{name}_p{p}_seconds_interval"] = intervals[p]
     return found
 
 
@@ -78,7 +92,6 @@ def summarize(records: Sequence[RequestRecord]) -> dict[str, Any]:
     every gap between streamed tokens of every request (each token counts once)."""
     ok = [r for r in records if r.ok]
     span = span_seconds(records)
-    gaps = [gap for r in ok for gap in r.itl_seconds]
     output = sum(r.output_tokens or 0 for r in ok)
     prompt = sum(r.input_tokens or 0 for r in ok)
     summary: dict[str, Any] = {
@@ -97,7 +110,7 @@ def summarize(records: Sequence[RequestRecord]) -> dict[str, Any]:
         ),
     }
     summary |= distribution("ttft", [r.ttft_seconds for r in ok if r.ttft_seconds is not None])
-    summary |= distribution("itl", gaps)
+    summary |= pooled_distribution("itl", [r.itl_seconds for r in ok])
     summary |= distribution("e2e", [r.e2e_seconds for r in ok if r.e2e_seconds is not None])
     summary |= distribution("queue_wait", [q for r in ok if (q := r.queue_wait_seconds) is not None])
     summary |= mean_intervals(
@@ -105,6 +118,8 @@ def summarize(records: Sequence[RequestRecord]) -> dict[str, Any]:
             "ttft_seconds": [r.ttft_seconds for r in ok if r.ttft_seconds is not None],
             "tokens_per_second": [t for r in ok if (t := r.tokens_per_second) is not None],
             "variance_percent": [v for r in ok if (v := r.variance_percent) is not None],
+            "server_ttft_seconds": [s for r in ok if (s := r.server_prompt_seconds) is not None],
+            "server_tokens_per_second": [s for r in ok if (s := r.server_tokens_per_second) is not None],
         }
     )
     return summary

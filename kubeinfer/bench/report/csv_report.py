@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +29,7 @@ def interval_end(profile: str, name: str, end: int) -> Getter:
     def get(cell: CellResult) -> Any:
         result = cell.profiles.get(profile)
         found = interval_of(result.metrics, name) if result else None
-        return found[end] if found else None
+        return found[end] if found and math.isfinite(found[end]) else None
 
     return get
 

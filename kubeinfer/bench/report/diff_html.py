@@ -6,21 +6,28 @@ import math
 from typing import Any
 
 from kubeinfer.bench.diff import Change, ReportDiff
+from kubeinfer.bench.intervals import format_end
 from kubeinfer.bench.report.html_report import environment
 
 #: Rows in this order: what fails the comparison first, what changed nothing last.
-VERDICT_ORDER = ("worse", "better", "within noise", "within threshold", "unchanged")
-VERDICT_CLASS = {"regression": "regression", "worse (not gated)": "worse", "better": "better", "within noise": "noise"}
+VERDICT_ORDER = ("worse", "better", "within noise", "too few samples", "within threshold", "unchanged")
+VERDICT_CLASS = {
+    "regression": "regression",
+    "worse (not gated)": "worse",
+    "better": "better",
+    "within noise": "noise",
+    "too few samples": "noise",
+}
 
 
 def format_side(value: Any, interval: tuple[float, float] | None) -> str:
-    """A value with its 95% interval, e.g. '20.1 [18.2, 22]'."""
+    """A value with its 95% interval, e.g. '20.1 [18.2, 22]' ('[4.1, ∞]' where too few values bound the top)."""
     if isinstance(value, float):
         text = f"{value:.4g}"
     else:
         text = "–" if value is None else str(value)
     if interval is not None:
-        text += f" [{interval[0]:.4g}, {interval[1]:.4g}]"
+        text += f" [{format_end(interval[0])}, {format_end(interval[1])}]"
     return text
 
 
@@ -61,6 +68,7 @@ def row(change: Change) -> dict[str, str]:
         "direction": "" if change.higher_is_better is None else ("↑" if change.higher_is_better else "↓"),
         "verdict": label,
         "css": VERDICT_CLASS.get(label, "unchanged"),
+        "note": change.note or "",
     }
 
 

@@ -8,6 +8,8 @@ tests/cluster/test_bench_diff_cluster.py).
 from __future__ import annotations
 
 import json
+import random
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,13 @@ import pytest
 from typer.testing import CliRunner
 
 from kubeinfer.bench.diff import DiffInputError, diff_reports, direction, parse_source
+from kubeinfer.bench.load.driver import Level, LevelRun, RequestRecord
 from kubeinfer.bench.ratings import CHECKS
 from kubeinfer.bench.report import as_report_data
 from kubeinfer.cli import app
 from kubeinfer.resources.benchmark_matrix import CellResult, CellStatus, ProfileResult, Profiles
 from testbed.unreachable import unreachable_kubeconfig
-from tests.unit.bench.test_rate_intervals import TIMES, TIMES_AGAIN, swept_cell
+from tests.unit.bench.test_rate_intervals import TIMES, TIMES_AGAIN, cell_of_level, swept_cell
 
 runner = CliRunner()
 
@@ -352,3 +355,137 @@ def test_reports_without_rate_intervals_diff_as_before(tmp_path: Path) -> None:
     code, output = run(str(first), str(with_intervals), "--json")
     assert code == 1
     assert rate_verdicts(output)[(None, "max_sustainable_rps")] == "worse"
+
+
+# --- Server timings and latency tails from the level's own requests ---------------------------------------
+
+TAILS = ("ttft_p95_seconds", "e2e_p95_seconds", "itl_p95_seconds")
+
+
+def one_process(seed: int, requests: int, slower: float = 1.0) -> LevelRun:
+    """`requests` requests of one server process at concurrency 4, drawn with `seed`: each its own decode pace
+    and prompt time, a queue wait that is mostly short, 47 inter-token gaps around its pace. `slower` scales
+    every time (a slower build of the same thing)."""
+    rng = random.Random(seed)
+    free = [0.0] * 4
+    records = []
+    for index in range(requests):
+        pace = slower * 0.045 * rng.lognormvariate(0, 0.2)
+        prompt = slower * 0.4 * rng.lognormvariate(0, 0.3)
+        wait = slower * 2.0 * rng.random() ** 2
+        gaps = [pace * rng.lognormvariate(0, 0.1) for _ in range(47)]
+        e2e = prompt + wait + sum(gaps)
+        slot = min(range(4), key=free.__getitem__)
+        records.append(
+            RequestRecord(
+                profile="interactive",
+                level="test",
+                conversation=index,
+                turn=0,
+                requested_input_tokens=100,
+                requested_output_tokens=48,
+                prefixed=False,
+                scheduled_seconds=None,
+                sent_seconds=free[slot],
+                ttft_seconds=prompt + wait,
+                e2e_seconds=e2e,
+                itl_seconds=gaps,
+                input_tokens=100,
+                output_tokens=48,
+                server_prompt_seconds=prompt,
+                server_tokens_per_second=1 / pace,
+                queue_wait_seconds=wait,
+                tokens_per_second=1 / statistics.fmean(gaps),
+                variance_percent=statistics.stdev(gaps) / statistics.fmean(gaps) * 100,
+            )
+        )
+        free[slot] += e2e
+    records.sort(key=lambda r: r.sent_seconds)
+    return LevelRun(Level("concurrency", 4.0), records)
+
+
+def changes_of(output: str) -> dict[str, dict[str, Any]]:
+    return {c["metric"]: c for c in json.loads(output)["changes"] if c["profile"] == "interactive"}
+
+
+def test_server_timings_of_two_samples_of_one_process_are_within_noise(tmp_path: Path) -> None:
+    """The server's own prompt time and decode rate move 12-22% between two draws of 8 requests: past the
+    threshold, inside their Student's t intervals over the requests."""
+    first = write(tmp_path / "a.json", cell_of_level(one_process(27, 8)))
+    second = write(tmp_path / "a2.json", cell_of_level(one_process(28, 8)))
+    for old, new in ((first, second), (second, first)):
+        code, output = run(str(old), str(new), "--json")
+        assert code == 0, json.loads(output)["regressions"]
+        for metric in ("server_ttft_seconds", "server_tokens_per_second"):
+            change = changes_of(output)[metric]
+            assert abs(change["change_percent"]) > 10
+            assert change["verdict"] == "within noise"
+            assert change["old_interval"] is not None
+            assert change["new_interval"] is not None
+
+
+def test_a_p95_of_8_requests_is_not_a_regression_and_the_diff_says_why(tmp_path: Path) -> None:
+    """No value of 8 lies above the true p95 with 97.5% confidence (0.95^8 = 66%): the interval is open above
+    and a 16% move of the p95 between two draws reads as too few samples, not as a regression."""
+    first = write(tmp_path / "a.json", cell_of_level(one_process(27, 8)))
+    second = write(tmp_path / "a2.json", cell_of_level(one_process(28, 8)))
+    code, output = run(str(first), str(second), "--json")
+    assert code == 0
+    change = changes_of(output)["ttft_p95_seconds"]
+    assert change["change_percent"] == pytest.approx(-13.9, abs=0.1)
+    assert change["verdict"] == "too few samples"
+    assert change["regression"] is False
+    assert change["old_interval"][1] is None
+    assert change["new_interval"][1] is None
+    assert change["note"] == "too few samples: a 95% interval of a p95 needs at least 72 values a side"
+    code, output = run(str(second), str(first))
+    assert code == 0
+    assert "too few samples" in output
+    assert "with too few samples to judge" in output
+    assert "not judged: smollm2-135m/Q4_1 interactive.ttft_p95_seconds: too few samples" in output
+    assert "∞" in output
+
+
+def test_with_100_requests_a_side_a_doubled_p95_is_still_a_regression(tmp_path: Path) -> None:
+    base = write(tmp_path / "a.json", cell_of_level(one_process(4, 100)))
+    again = write(tmp_path / "a2.json", cell_of_level(one_process(5, 100)))
+    doubled = write(tmp_path / "b.json", cell_of_level(one_process(5, 100, slower=2.0)))
+    for old, new in ((base, again), (again, base)):
+        assert run(str(old), str(new))[0] == 0
+    code, output = run(str(base), str(doubled), "--json")
+    assert code == 1
+    regressed = {c["metric"]: c for c in json.loads(output)["regressions"]}
+    for metric in TAILS:
+        change = regressed[metric]
+        assert change["change_percent"] > 60
+        assert None not in change["old_interval"] + change["new_interval"], "100 values bound a p95"
+    assert "ttft_p99_seconds" not in regressed, "a p99 needs 368 values: not judged on 100"
+    assert changes_of(output)["ttft_p99_seconds"]["verdict"] == "too few samples"
+
+
+def as_written_before(path: Path) -> Path:
+    """The report as written before the server figures had intervals and percentiles had open ends (an open
+    end closed at the figure itself: the older intervals stopped at the values seen)."""
+    document = json.loads(path.read_text())
+    metrics = document["results"][0]["profiles"]["interactive"]["metrics"]
+    for scope in (metrics, *metrics["levels"]):
+        for key in ("server_ttft_seconds", "server_tokens_per_second"):
+            scope.pop(f"{key}_interval")
+        for key, interval in scope.items():
+            if key.endswith("_seconds_interval") and isinstance(interval, list):
+                value = scope[key.removesuffix("_interval")]
+                scope[key] = [value if end is None else end for end in interval]
+    older = path.with_name(f"old-{path.name}")
+    older.write_text(json.dumps(document))
+    return older
+
+
+def test_reports_without_server_intervals_or_open_ends_diff_as_before(tmp_path: Path) -> None:
+    first = as_written_before(write(tmp_path / "a.json", cell_of_level(one_process(27, 8))))
+    second = as_written_before(write(tmp_path / "a2.json", cell_of_level(one_process(28, 8))))
+    code, output = run(str(first), str(second), "--json")
+    assert code == 1, "no interval: the server's 13% slower prompt is judged on its value alone"
+    changes = changes_of(output)
+    assert changes["server_ttft_seconds"]["verdict"] == "worse"
+    assert changes["server_ttft_seconds"]["old_interval"] is None
+    assert all(c["verdict"] != "too few samples" and c["note"] is None for c in changes.values())

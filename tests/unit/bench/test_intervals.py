@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from pathlib import Path
 
@@ -13,11 +14,15 @@ from kubeinfer.bench.intervals import (
     beyond,
     bootstrap_interval,
     bootstrap_rows_interval,
+    clustered_quantile_intervals,
     describe,
+    interval_of,
     mean_interval,
     mean_intervals,
+    minimum_samples,
     overlap,
     quantile_interval,
+    quantile_ranks,
     t_critical,
     within_noise,
 )
@@ -140,20 +145,79 @@ def test_the_csv_report_carries_the_interval_ends(tmp_path: Path) -> None:
 
 def test_a_percentile_interval_is_bounded_by_order_statistics() -> None:
     eight = [3.0, 3.1, 2.9, 4.1, 4.0, 3.05, 4.2, 2.95]
-    assert quantile_interval(eight, 50) == [2.9, 4.1]  # ranks 1 to 7 of 8 (96% binomial coverage)
-    assert quantile_interval(eight, 99) == [4.1, 4.2]
+    # ranks 1 to 8 of 8: the 7th is below the true median with P(B >= 7) = 9/256 = 3.5%, past 2.5%
+    assert quantile_interval(eight, 50) == [2.9, 4.2]
+    assert quantile_interval(eight, 99) == [4.1, None]
     many = [float(i) for i in range(1, 1001)]
     low, high = quantile_interval(many, 50) or (0.0, 0.0)
-    assert 460 < low < 500 < high < 540
+    assert 460 < low < 500 < high < 540  # type: ignore[operator]
     assert quantile_interval([1.0], 50) is None
 
 
 @pytest.mark.parametrize("pct", [50, 90, 95, 99])
 def test_a_percentile_interval_holds_its_point_estimate(pct: float) -> None:
-    for n in (2, 3, 5, 8, 16, 40, 200):
+    for n in (2, 3, 5, 8, 16, 40, 200, 400):
         values = [((i * 7919) % 101) / 10 for i in range(n)]
         low, high = quantile_interval(values, pct) or (0.0, 0.0)
-        assert low <= percentile(values, pct) <= high  # type: ignore[operator]
+        estimate = percentile(values, pct)
+        assert estimate is not None
+        assert low is None or low <= estimate
+        assert high is None or estimate <= high
+
+
+@pytest.mark.parametrize(("pct", "needed"), [(50, 6), (90, 36), (95, 72), (99, 368)])
+def test_a_percentile_needs_enough_values_for_both_ends(pct: float, needed: int) -> None:
+    """Below the minimum, even the largest value sits under the true percentile more than 2.5% of the time
+    (q^n > 2.5%): the top is open, not the largest value."""
+    assert minimum_samples(pct) == needed
+    assert (pct / 100) ** (needed - 1) > 0.025 >= (pct / 100) ** needed
+    assert quantile_ranks(needed, pct)[1] == needed
+    assert quantile_ranks(needed - 1, pct)[1] is None
+    values = [float(i) for i in range(needed)]
+    assert None not in (quantile_interval(values, pct) or [None])
+    assert (quantile_interval(values[1:], pct) or [0.0, 0.0])[1] is None
+
+
+def test_the_exact_ranks_miss_at_most_2_5_percent_a_side() -> None:
+    """Checked against the binomial directly: B, the values below the true percentile, is binomial(n, q)."""
+    for n, pct in ((8, 50), (40, 90), (100, 95), (400, 99), (1000, 50)):
+        q = pct / 100
+        pmf = [math.comb(n, k) * q**k * (1 - q) ** (n - k) for k in range(n + 1)]
+        lower, upper = quantile_ranks(n, pct)
+        assert lower is not None
+        assert upper is not None
+        assert sum(pmf[:lower]) <= 0.025 < sum(pmf[: lower + 1])  # B < lower: the lower end is above it
+        assert sum(pmf[upper:]) <= 0.025 < sum(pmf[upper - 1 :])  # B >= upper: the upper end is below it
+
+
+def test_an_open_end_reads_as_unbounded_and_never_as_certain() -> None:
+    metrics = {"ttft_p95_seconds": 6.0, "ttft_p95_seconds_interval": [4.0, None]}
+    assert interval_of(metrics, "ttft_p95_seconds") == (4.0, math.inf)
+    assert describe(metrics, "ttft_p95_seconds") == " (95% CI 4-∞)"
+    assert not beyond(metrics, "ttft_p95_seconds", 5.0, higher_is_better=False)
+    assert within_noise(metrics, "ttft_p95_seconds", 5.0, higher_is_better=False)
+    assert beyond(metrics, "ttft_p95_seconds", 3.0, higher_is_better=False), "its bottom is bounded"
+    assert interval_of({"x": 1.0, "x_interval": [None, None]}, "x") == (-math.inf, math.inf)
+    assert interval_of({"x": 1.0, "x_interval": [True, 2.0]}, "x") is None
+
+
+def test_inter_token_gaps_of_one_request_move_together() -> None:
+    """Eight requests of 47 gaps each, every request at its own pace: pooled as independent values the median
+    looks exact to ±2%, but a request drawn again moves it by its whole pace."""
+    paces = [0.040, 0.052, 0.045, 0.060, 0.043, 0.049, 0.055, 0.047]
+    groups = [[pace * (1 + 0.01 * ((i * 7) % 5 - 2)) for i in range(47)] for pace in paces]
+    pooled = [gap for group in groups for gap in group]
+    naive = quantile_interval(pooled, 50)
+    clustered = clustered_quantile_intervals(groups, (50, 95))
+    assert naive is not None
+    assert None not in naive
+    low, high = clustered[50]
+    assert low is not None
+    assert high is not None
+    assert (high - low) > 2 * (naive[1] - naive[0])  # type: ignore[operator]
+    assert low <= naive[0] <= naive[1] <= high  # type: ignore[operator]
+    assert clustered == clustered_quantile_intervals(groups, (50, 95)), "seeded"
+    assert clustered_quantile_intervals([[0.1]], (50,)) == {}
 
 
 def test_a_row_bootstrap_resamples_rows_whole() -> None:

@@ -65,8 +65,13 @@ def closed_loop(times: Sequence[float], concurrency: int = 4, outputs: Sequence[
 
 def swept_cell(times: Sequence[float], quant: str = "Q4_1") -> CellResult:
     """A cell whose interactive profile swept one concurrency-4 level of requests that took `times`."""
-    settings = InteractiveProfile(sweep=Sweep(concurrency=[4], requests_per_level=len(times)))
-    result = run_sweep(sweep_levels(settings.sweep or Sweep()), lambda _level: closed_loop(times), None, 5.0)
+    return cell_of_level(closed_loop(times), quant)
+
+
+def cell_of_level(run: LevelRun, quant: str = "Q4_1") -> CellResult:
+    """A cell whose interactive profile swept one level, `run`, through the real summary and headline."""
+    settings = InteractiveProfile(sweep=Sweep(concurrency=[4], requests_per_level=len(run.records)))
+    result = run_sweep(sweep_levels(settings.sweep or Sweep()), lambda _level: run, None, 5.0)
     load = ProfileLoad("interactive", settings, STORY, 100, 48, 4)
     outcome = LoadOutcome(load, "D(100,48)", result, result.levels[0])
     profile = ProfileResult(status="passed", rating="good", metrics=outcome.metrics())
