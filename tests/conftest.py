@@ -10,6 +10,7 @@ changed. The engine build is shared with the user's cache, read-only once built.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,12 @@ from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
 
 pytest_plugins = ["testbed.model_cache", "testbed.hub", "testbed.browser"]
+
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24, and the CLI's rich console fixes its width from COLUMNS
+# when it is imported: the tests that read tables then see them squeezed to 80 columns whatever COLUMNS their own
+# calls set. Without these variables the console asks at each use, as it does outside the workers.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 TIERS = ("unit", "engine", "cluster")
 
