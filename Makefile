@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 KUBEINFER := $(VENV)/bin/kubeinfer
 export KUBEINFER_CACHE_DIR ?= $(HOME)/.cache/kubeinfer
 PYTEST_ARGS ?=
-# Two pytest workers: the cluster tier runs as one unit of work on one of them while the other runs unit and engine
-# tests module by module (testbed/tiers.py); PYTEST_WORKERS=0 runs everything in one process. The tests marked
-# `serial` (ratios measured side by side) run first, alone.
+# make test's two pytest workers: the cluster tier runs as one unit of work on one of them while the other runs unit
+# and engine tests module by module (testbed/tiers.py); PYTEST_WORKERS=0 runs everything in one process. The tests
+# marked `serial` (ratios measured side by side) run first, alone. make test-fast runs in one process: its engine
+# tests need the CPU themselves, and two workers made it slower on 2 cores (docs/testing.md).
 PYTEST_WORKERS ?= 2
 XDIST := -n $(PYTEST_WORKERS)
 
@@ -47,10 +48,7 @@ test: setup cluster-build helm-build prometheus chromium label-studio
 
 ## test-fast: unit and engine tiers without the tests marked slow, no cluster (docs/testing.md gives its time on 2 cores)
 test-fast: setup chromium label-studio
-	status=0; \
-	$(PY) -m pytest tests/unit tests/engine -m "serial and not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ] || status=1; \
-	$(PY) -m pytest tests/unit tests/engine -m "not serial and not slow" $(XDIST) $(PYTEST_ARGS) || status=1; \
-	exit $$status
+	$(PY) -m pytest tests/unit tests/engine -m "not slow" $(PYTEST_ARGS)
 
 ## test-unit: no llama-server and no cluster (the cached GGUF files, helm and promtool)
 test-unit: setup helm-build prometheus
