@@ -6,41 +6,22 @@
 # GUIDELLM_BIN, when set, names an existing guidellm and skips the install. Idempotent: returns at once when that
 # version is already installed.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/pip_venv.sh"
 
-CACHE_DIR="${KUBEINFER_CACHE_DIR:-$HOME/.cache/kubeinfer}"
 VERSION="${GUIDELLM_VERSION:-0.8.1}"
 GGUF_VERSION="${GGUF_VERSION:-0.19.0}"
-PYTHON="${PYTHON:-python3}"
-ROOT="$CACHE_DIR/guidellm/$VERSION"
-VENV="$ROOT/venv"
-
-log() { printf '[guidellm] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+pip_venv_init guidellm "$VERSION"
 
 if [[ -n "${GUIDELLM_BIN:-}" ]]; then
   [[ -x "$GUIDELLM_BIN" ]] || die "GUIDELLM_BIN=$GUIDELLM_BIN is not executable"
   log "using GUIDELLM_BIN=$GUIDELLM_BIN"
   exit 0
 fi
-if [[ -x "$VENV/bin/guidellm" ]] && grep -qs "gguf==$GGUF_VERSION" "$ROOT/.installed"; then
-  log "present in $VENV ($(cat "$ROOT/.installed"))"
-  exit 0
-fi
+pip_venv_exit_if_present guidellm "gguf==$GGUF_VERSION"
 
-command -v "$PYTHON" >/dev/null || die "$PYTHON not found: set PYTHON to a Python 3.10-3.13 interpreter"
-start=$SECONDS
-rm -rf "$VENV"
-mkdir -p "$ROOT"
-log "creating $VENV"
-"$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --upgrade pip
-log "pip install guidellm==$VERSION gguf==$GGUF_VERSION (torch and its CUDA wheels included: about 6 GB, once)"
-"$VENV/bin/pip" install --quiet "guidellm==$VERSION" "gguf==$GGUF_VERSION" \
-  || die "pip install guidellm==$VERSION gguf==$GGUF_VERSION failed (see above)"
-installed="$("$VENV/bin/python" -c 'import gguf, guidellm; from importlib.metadata import version; print(version("guidellm"))')" \
-  || die "guidellm or gguf does not import in $VENV"
-[[ "$installed" == "$VERSION" ]] || die "pip installed guidellm $installed, not $VERSION"
+pip_venv_create 3.10-3.13 "torch and its CUDA wheels included: about 6 GB, once" \
+  "guidellm==$VERSION" "gguf==$GGUF_VERSION"
+pip_venv_check_version "guidellm or gguf" \
+  'import gguf, guidellm; from importlib.metadata import version; print(version("guidellm"))'
 "$VENV/bin/guidellm" --help >/dev/null || die "$VENV/bin/guidellm --help failed"
-elapsed=$((SECONDS - start))
-printf 'guidellm==%s gguf==%s installed in %s s\n' "$VERSION" "$GGUF_VERSION" "$elapsed" > "$ROOT/.installed"
-log "guidellm $VERSION in $VENV: $elapsed s"
+pip_venv_mark_installed

@@ -22,37 +22,7 @@ from kubeinfer.bench.load.sweep import (
     sweep_levels,
 )
 from kubeinfer.resources.benchmark_matrix import Slo, Sweep, Traffic, parse_scenario
-
-
-def record(
-    sent: float,
-    ttft: float = 0.1,
-    e2e: float = 1.0,
-    gaps: tuple[float, ...] = (0.05, 0.05),
-    output: int = 3,
-    queue: float = 0.0,
-    error: str | None = None,
-    index: int = 0,
-) -> RequestRecord:
-    return RequestRecord(
-        profile="interactive",
-        level="test",
-        conversation=index,
-        turn=0,
-        requested_input_tokens=100,
-        requested_output_tokens=output,
-        prefixed=False,
-        scheduled_seconds=None,
-        sent_seconds=sent,
-        ttft_seconds=None if error else ttft,
-        e2e_seconds=e2e,
-        itl_seconds=list(gaps),
-        input_tokens=100,
-        output_tokens=output,
-        queue_wait_seconds=queue,
-        error=error,
-    )
-
+from tests.unit.bench.records import record
 
 # --- shapes ---------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from kubeinfer.bench.profiles import batch
 from kubeinfer.bench.profiles.interactive import STORY
 from kubeinfer.bench.profiles.load import LoadOutcome, ProfileLoad
 from kubeinfer.resources.benchmark_matrix import CellResult, CellStatus, InteractiveProfile, ProfileResult, Slo, Sweep
+from tests.unit.bench.records import record
 
 #: Two samples of eight requests from one process (1.7-2.8 s each): their rates differ by 14%.
 TIMES = (2.0, 2.3, 1.8, 2.1, 2.6, 1.9, 2.2, 1.7)
@@ -30,24 +31,8 @@ RATE_KEYS = ("achieved_rps", "output_tokens_per_second", "input_tokens_per_secon
 
 
 def request(sent: float, seconds: float, index: int, output: int = 48, error: str | None = None) -> RequestRecord:
-    return RequestRecord(
-        profile="interactive",
-        level="test",
-        conversation=index,
-        turn=0,
-        requested_input_tokens=100,
-        requested_output_tokens=output,
-        prefixed=False,
-        scheduled_seconds=None,
-        sent_seconds=sent,
-        ttft_seconds=None if error else 0.1,
-        e2e_seconds=seconds,
-        itl_seconds=[0.04] * (output - 1),
-        input_tokens=100,
-        output_tokens=output,
-        queue_wait_seconds=0.0,
-        error=error,
-    )
+    """A request of `output` tokens 40 ms apart that took `seconds` from `sent`."""
+    return record(sent, e2e=seconds, gaps=(0.04,) * (output - 1), output=output, error=error, index=index)
 
 
 def closed_loop(times: Sequence[float], concurrency: int = 4, outputs: Sequence[int] | None = None) -> LevelRun:
