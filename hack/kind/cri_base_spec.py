@@ -9,7 +9,11 @@ standard input (node-image.sh runs the node root filesystem's own ctr).
 import json
 import sys
 
-spec = json.load(sys.stdin)
+try:
+    spec = json.load(sys.stdin)
+    process = spec["process"]
+except (ValueError, KeyError, TypeError) as error:
+    sys.exit(f"cri_base_spec.py: standard input is not the OCI spec `ctr oci spec` prints ({error!r})")
 spec.setdefault("hooks", {}).setdefault("createContainer", []).append({"path": "/kind/bin/mount-product-files.sh"})
-spec["process"].pop("rlimits", None)
+process.pop("rlimits", None)
 print(json.dumps(spec, indent=2))
