@@ -18,15 +18,20 @@ def written(path: Path, size: int) -> Path:
     return path
 
 
+# The kernel may reclaim a few clean pages between a read and mincore when the machine is short of memory
+# (CI once saw 1,021 of 1,024), so "read back" means nearly all, while "evicted" means none.
+MOSTLY_RESIDENT = 0.9
+
+
 def test_evicted_file_is_not_resident_and_reading_brings_it_back(tmp_path: Path) -> None:
     """tmp_path must be on a disk file system (on tmpfs the page cache is the file and cannot be dropped)."""
     path = written(tmp_path / "model.gguf", 4 << 20)
     path.read_bytes()
-    assert resident_fraction(path) == 1.0
+    assert resident_fraction(path) >= MOSTLY_RESIDENT
     evict(path)
     assert resident_fraction(path) == 0.0
     path.read_bytes()
-    assert resident_fraction(path) == 1.0
+    assert resident_fraction(path) >= MOSTLY_RESIDENT
 
 
 def test_empty_file_has_nothing_resident(tmp_path: Path) -> None:
