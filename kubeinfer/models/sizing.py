@@ -6,9 +6,14 @@ import functools
 import json
 import math
 import re
+import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+#: GGUF arrays longer than this (a tokenizer's tokens, scores, types and merges) are skipped unread and sized by
+#: their length alone; shorter ones (per-layer head counts, a sliding-window pattern) are read as lists.
+SHORT_ARRAY = 64
 
 GIB = 1024**3
 
@@ -173,8 +178,8 @@ class MemoryEstimate:
 def read_geometry(path: Path) -> ModelGeometry:
     """Read a GGUF header and tensor table; SizingError names the file when it is not valid GGUF.
 
-    GGUFReader walks every tokenizer entry in Python (seconds for a 50k vocabulary on a busy
-    machine), so results are kept per file version for the pre-flight checks that repeat per cell.
+    The tokenizer's arrays are skipped (`_HeaderReader`), and results are kept per file version for the
+    pre-flight checks that repeat per cell.
     """
     if not path.is_file():
         raise SizingError(f"{path}: no such model file")
@@ -261,23 +266,79 @@ def _swa_layers(arch: str, blocks: int, window: int, pattern: Any) -> int:
 
 
 def _open_gguf(path: Path) -> Any:
-    import gguf
-
     try:
-        return gguf.GGUFReader(path)
+        return _header_reader()(path)
     except (ValueError, OSError, IndexError, KeyError, TypeError) as exc:
         raise SizingError(f"{path}: not a readable GGUF file, truncated or corrupt ({exc})") from None
 
 
+@functools.cache
+def _header_reader() -> type:
+    """gguf's GGUFReader, but an array longer than SHORT_ARRAY is skipped, its items unread.
+
+    The library makes a numpy view of every item of every array: Gemma 3's 262,144 tokens, scores and types
+    took 11 s of a 2-core machine, to size a model from a few dozen fields. Defined on first use, as gguf is
+    imported only where a GGUF file is read.
+    """
+    import gguf
+    import numpy as np
+
+    class HeaderReader(gguf.GGUFReader):
+        def _get_field_parts(self, orig_offs: int, raw_type: int) -> tuple[int, list[Any], list[int], list[Any]]:
+            if raw_type != gguf.GGUFValueType.ARRAY:
+                return super()._get_field_parts(orig_offs, raw_type)
+            raw_itype = self._get(orig_offs, np.uint32)
+            alen = self._get(orig_offs + 4, np.uint64)
+            count, item_type = int(alen[0]), gguf.GGUFValueType(raw_itype[0])
+            if count <= SHORT_ARRAY:
+                return super()._get_field_parts(orig_offs, raw_type)
+            items = orig_offs + 12
+            scalar = self.gguf_scalar_to_np.get(item_type)
+            if scalar is not None:
+                end = items + count * np.dtype(scalar).itemsize
+            elif item_type == gguf.GGUFValueType.STRING:
+                order = "<" if self.endianess == gguf.GGUFEndian.LITTLE else ">"
+                end = _skip_strings(self.data, items, count, order)
+            else:  # arrays of arrays: none in the files sized here, read item by item
+                return super()._get_field_parts(orig_offs, raw_type)
+            if end > len(self.data):
+                raise ValueError(f"an array of {count} items runs past the end of the file")
+            return end - orig_offs, [raw_itype, alen], [], [gguf.GGUFValueType.ARRAY, item_type]
+
+    return HeaderReader
+
+
+def _skip_strings(data: Any, offset: int, count: int, order: str) -> int:
+    """The offset after `count` GGUF strings (a u64 length, then the bytes) starting at `offset`."""
+    size, length = len(data), struct.Struct(f"{order}Q")
+    buffer = memoryview(data)
+    for _ in range(count):
+        if offset + 8 > size:
+            raise ValueError(f"a string array of {count} items runs past the end of the file")
+        offset += 8 + length.unpack_from(buffer, offset)[0]
+    return offset
+
+
 def _gguf_fields(reader: Any, path: Path) -> dict[str, Any]:
-    """Scalar and short fields as Python values; large arrays (token lists) become their length."""
+    """Scalar and short fields as Python values; long arrays (token lists) become their length."""
     values: dict[str, Any] = {}
     for name, fld in reader.fields.items():
         try:
-            values[name] = len(fld.data) if len(fld.data) > 64 else fld.contents()
+            values[name] = _array_length(fld) if _is_long_array(fld) else fld.contents()
         except (ValueError, IndexError, TypeError) as exc:
             raise SizingError(f"{path}: GGUF field {name} is unreadable ({exc})") from None
     return values
+
+
+def _array_length(fld: Any) -> int:
+    """Items of an array field; its parts are the key's length and bytes, the value type, the item type, the count."""
+    return int(fld.parts[4][0])
+
+
+def _is_long_array(fld: Any) -> bool:
+    import gguf
+
+    return bool(fld.types) and fld.types[0] == gguf.GGUFValueType.ARRAY and _array_length(fld) > SHORT_ARRAY
 
 
 def _check_tensor_data(reader: Any, path: Path, file_bytes: int) -> None:

@@ -9,10 +9,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import gguf
+import numpy as np
 import pytest
 
+from kubeinfer.models import sizing
 from kubeinfer.models.sizing import (
+    SHORT_ARRAY,
     ModelGeometry,
+    SizingError,
     TensorInfo,
     compute_buffer_bytes,
     estimate_memory,
@@ -23,6 +28,7 @@ from kubeinfer.models.sizing import (
 )
 
 MIB = 1024**2
+VOCAB = 3 * SHORT_ARRAY  # long enough to be skipped, short enough for gguf's own item-by-item read
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +118,38 @@ def test_a_sliding_window_pattern_from_the_gguf_wins(gemma: ModelGeometry) -> No
     assert _swa_layers("somethingnew", 18, 512, None) == 0
     assert _swa_layers("somethingnew", 4, 512, [True, False, True, True]) == 3
     assert _swa_layers("gemma3", 12, 512, 3) == 8
+
+
+def _tokenizer_gguf(path: Path) -> Path:
+    """A GGUF of one tensor with a tokenizer's long arrays (strings, floats) beside short ones (ints, strings)."""
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_block_count(2)
+    writer.add_array("llama.attention.head_count", [4, 8])
+    writer.add_array("tokenizer.ggml.tokens", [f"token-{i}-" + "x" * (i % 7) for i in range(VOCAB)])
+    writer.add_array("tokenizer.ggml.scores", [float(i) for i in range(VOCAB)])
+    writer.add_array("tokenizer.ggml.merges", ["a b", "c d"])
+    writer.add_tensor("token_embd.weight", np.ones((VOCAB, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_long_arrays_are_skipped_and_sized_short_ones_read_as_gguf_reads_them(tmp_path: Path) -> None:
+    path = _tokenizer_gguf(tmp_path / "tokenizer.gguf")
+    fields = sizing._gguf_fields(sizing._open_gguf(path), path)
+    assert fields["tokenizer.ggml.tokens"] == fields["tokenizer.ggml.scores"] == VOCAB
+    assert fields["llama.attention.head_count"] == [4, 8]
+    assert fields["tokenizer.ggml.merges"] == ["a b", "c d"]
+    library = gguf.GGUFReader(path)  # every item read, then long arrays counted as read_geometry once did
+    assert fields == {n: len(f.data) if len(f.data) > SHORT_ARRAY else f.contents() for n, f in library.fields.items()}
+    assert [(t.name, t.n_bytes) for t in sizing._open_gguf(path).tensors] == [("token_embd.weight", VOCAB * 8 * 4)]
+
+
+def test_a_file_cut_inside_a_skipped_array_is_a_sizing_error(tmp_path: Path) -> None:
+    whole = _tokenizer_gguf(tmp_path / "whole.gguf").read_bytes()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(whole[: whole.index(b"token-100-")])
+    with pytest.raises(SizingError, match=f"^{cut}: not a readable GGUF file, truncated or corrupt"):
+        read_geometry(cut)
