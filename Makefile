@@ -46,9 +46,9 @@ test: setup cluster-build helm-build prometheus chromium label-studio
 	$(PY) -m pytest -m "not serial" $(XDIST) $(PYTEST_ARGS) || status=1; \
 	exit $$status
 
-## test-fast: unit and engine tiers without the tests marked slow, no cluster (docs/testing.md gives its time on 2 cores)
+## test-fast: unit and engine tiers without the tests marked slow or serial, no cluster (docs/testing.md gives its time on 2 cores)
 test-fast: setup chromium label-studio
-	$(PY) -m pytest tests/unit tests/engine -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit tests/engine -m "not slow and not serial" $(PYTEST_ARGS)
 
 ## test-unit: no llama-server and no cluster (the cached GGUF files, helm and promtool)
 test-unit: setup helm-build prometheus
