@@ -69,7 +69,7 @@ def test_requests_sharing_a_system_prompt_land_on_one_replica_and_hit_its_cache(
 def test_killing_the_replica_of_a_prefix_moves_its_requests_to_the_other_without_a_failure(
     engine_install: EngineInstall, smollm2_gguf: Path, tmp_path: Path
 ) -> None:
-    count = 60
+    count = 24  # the kill lands after 8 answers, so 16 are left for the other replica
     path = tmp_path / "in.jsonl"
     with path.open("w") as handle:
         for i in range(count):
@@ -89,7 +89,7 @@ def test_killing_the_replica_of_a_prefix_moves_its_requests_to_the_other_without
                 layout, path, "/v1/chat/completions", pool, WorkerConfig(concurrency=3, backoff_seconds=0.05)
             )
             task = asyncio.create_task(worker.run(0, 1))
-            while not output.exists() or len(output.read_text().splitlines()) < 10:
+            while not output.exists() or len(output.read_text().splitlines()) < 8:
                 assert not task.done(), task
                 await asyncio.sleep(0.05)
             untouched = await asyncio.to_thread(metric, by_url[other], PREDICTED)
