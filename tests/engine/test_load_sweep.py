@@ -18,6 +18,9 @@ from kubeinfer.engines.llamacpp_server import LlamaServer
 from kubeinfer.resources.benchmark_matrix import CellResult, Profiles
 
 SLOT_CONTEXT = 1024
+#: Requests of each level of the concurrency sweep: at 8 and 16 they are more than the 4 slots hold at once,
+#: which is all saturation needs.
+REQUESTS_PER_LEVEL = 8
 REPORT_KEYS = (
     "ttft_seconds",
     "tokens_per_second",
@@ -48,7 +51,7 @@ def test_concurrency_sweep_runs_levels_in_order_and_stops_at_saturation(
     interactive = {
         "maxTokens": 8,
         "traffic": {"scenario": "D(64,8)"},
-        "sweep": {"concurrency": [16, 2, 8], "requestsPerLevel": 16, "saturationGainPercent": 100},
+        "sweep": {"concurrency": [16, 2, 8], "requestsPerLevel": REQUESTS_PER_LEVEL, "saturationGainPercent": 100},
         "slo": {"ttftSeconds": 1000, "itlSeconds": 1000},
     }
     result = PROFILE_RUNNERS["interactive"](context(llama_server, {"interactive": interactive}, tmp_path))
@@ -67,15 +70,15 @@ def test_concurrency_sweep_runs_levels_in_order_and_stops_at_saturation(
     assert m["levels"][-1]["sustainable"] is False
     assert m["levels"][0]["sustainable"] is True, m["levels"][0]
     assert m["sustainable"]["level"] in labels[:-1]
-    assert all(level["requests"] == 16 and level["errors"] == 0 for level in m["levels"])
+    assert all(level["requests"] == REQUESTS_PER_LEVEL and level["errors"] == 0 for level in m["levels"])
     assert all(level["meets_slo"] is True for level in m["levels"])
     assert m["traffic"]["scenario"] == "D(64,8)"
     assert m["traffic"]["output_tokens"] == {"mean": 8.0, "min": 8, "max": 8}
     assert 48 <= m["traffic"]["input_tokens"]["mean"] <= 80, m["traffic"]
 
     records = read_records(tmp_path / "smollm2-135m_Q4_1_interactive.jsonl")
-    assert len(records) == 16 * len(labels)
-    assert [r["level"] for r in records] == [label for label in labels for _ in range(16)]
+    assert len(records) == REQUESTS_PER_LEVEL * len(labels)
+    assert [r["level"] for r in records] == [label for label in labels for _ in range(REQUESTS_PER_LEVEL)]
     assert all(len(r["itl_seconds"]) == 7 and r["output_tokens"] == 8 for r in records)
     assert all(r["ttft_seconds"] <= r["e2e_seconds"] for r in records)
 
