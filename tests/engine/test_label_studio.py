@@ -99,7 +99,7 @@ def label_studio(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         "--enable-legacy-api-token",
     ]
     url = f"http://127.0.0.1:{port}"
-    with served(cmd, url, log, timeout=300, interval=0.5, env={**os.environ, **offline}):
+    with served(cmd, url, log, timeout=300, interval=0.2, env={**os.environ, **offline}):
         yield url
 
 
@@ -159,7 +159,7 @@ def test_label_studio_predict_gives_20_predictions_from_the_model(ls: LabelStudi
 
     ls.actions.create(id="retrieve_tasks_predictions", project=project.id, selected_items={"all": True, "excluded": []})
 
-    found = wait_for(lambda: (p := predictions(ls, project.id)) and len(p) >= 20 and p, timeout=300, interval=1)
+    found = wait_for(lambda: (p := predictions(ls, project.id)) and len(p) >= 20 and p, timeout=300, interval=0.25)
     assert len(found) == 20
     assert len({p.task for p in found}) == 20
     for pred in found:
@@ -179,7 +179,7 @@ def test_webhook_batch_writes_one_prediction_per_task(ls: LabelStudio, gateway_u
     )
     ls.projects.import_tasks(project.id, request=tasks(20, offset=3))
 
-    found = wait_for(lambda: (p := predictions(ls, project.id)) and len(p) >= 20 and p, timeout=300, interval=1)
+    found = wait_for(lambda: (p := predictions(ls, project.id)) and len(p) >= 20 and p, timeout=300, interval=0.25)
     assert len({p.task for p in found}) == 20
     for pred in found:
         assert_valid_choice(pred)
@@ -210,7 +210,7 @@ def test_free_text_project_gets_textarea_predictions(ls: LabelStudio, gateway_ur
 
     ls.actions.create(id="retrieve_tasks_predictions", project=project.id, selected_items={"all": True, "excluded": []})
 
-    found = wait_for(lambda: (p := predictions(ls, project.id)) and len(p) >= 3 and p, timeout=120, interval=1)
+    found = wait_for(lambda: (p := predictions(ls, project.id)) and len(p) >= 3 and p, timeout=120, interval=0.25)
     assert len(found) == 3
     for pred in found:
         (region,) = pred.result
@@ -227,7 +227,7 @@ def test_unmatched_reply_is_stored_as_the_no_choice_result(ls: LabelStudio, gate
 
     ls.actions.create(id="retrieve_tasks_predictions", project=project.id, selected_items={"all": True, "excluded": []})
 
-    found = wait_for(lambda: (p := predictions(ls, project.id)) and len(p) >= 2 and p, timeout=120, interval=1)
+    found = wait_for(lambda: (p := predictions(ls, project.id)) and len(p) >= 2 and p, timeout=120, interval=0.25)
     for pred in found:
         assert_valid_choice(pred)
     assert any(not pred.result[0]["value"]["choices"] for pred in found), [p.result for p in found]
