@@ -35,9 +35,11 @@ from testbed.wait import wait_for
 MODEL = "smollm2-135m"
 KEY = "sk-watchdog"
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
-#: Requests of the batches the server dies under: the kill waits for 5 answers, so up to 35 are still to come
-#: (in flight or queued) when it lands, and each of them must be answered by the restarted server.
-BATCH_REQUESTS = 40
+#: Requests of the batches the server dies under: the kill waits for 3 answers, so up to 9 are still to come
+#: when it lands (4 in flight: the batch sends 2 per slot), and each of them must be answered by the restarted server.
+BATCH_REQUESTS = 12
+#: Answers before the kill: the batch is running, most of it still to come.
+ANSWERED_BEFORE_KILL = 3
 
 
 class Gateway:
@@ -79,7 +81,7 @@ def chat_line(custom_id: str) -> dict[str, Any]:
         "custom_id": custom_id,
         "method": "POST",
         "url": "/v1/chat/completions",
-        "body": {"model": MODEL, "messages": [{"role": "user", "content": f"Say {custom_id}."}], "max_tokens": 8},
+        "body": {"model": MODEL, "messages": [{"role": "user", "content": f"Say {custom_id}."}], "max_tokens": 4},
     }
 
 
@@ -135,7 +137,7 @@ def test_killed_server_is_restarted_on_the_same_url_and_the_batch_completes(
     counted = restarts_counted("exited")
     ids = [f"k{i}" for i in range(BATCH_REQUESTS)]
     batch_id = gw.submit([chat_line(i) for i in ids])
-    wait_for(lambda: gw.completed(batch_id) >= 5, timeout=120)
+    wait_for(lambda: gw.completed(batch_id) >= ANSWERED_BEFORE_KILL, timeout=120, interval=0.05)
 
     os.kill(before.pid, signal.SIGKILL)
     killed = time.monotonic()
@@ -170,7 +172,7 @@ def test_stopped_server_is_marked_hung_killed_and_restarted(managed_gateway: Cal
     assert before.pid is not None
     ids = [f"s{i}" for i in range(BATCH_REQUESTS)]
     batch_id = gw.submit([chat_line(i) for i in ids])
-    wait_for(lambda: gw.completed(batch_id) >= 5, timeout=120)
+    wait_for(lambda: gw.completed(batch_id) >= ANSWERED_BEFORE_KILL, timeout=120, interval=0.05)
 
     counted = restarts_counted("hung")
     os.kill(before.pid, signal.SIGSTOP)
@@ -199,7 +201,11 @@ def test_stopped_server_is_marked_hung_killed_and_restarted(managed_gateway: Cal
 def test_requests_past_the_deadline_are_abandoned_retried_and_failed_with_the_reason(
     managed_gateway: Callable[..., Gateway],
 ) -> None:
-    """The watchdog is told to tolerate the stop (hang_seconds 600), so only the request deadline acts."""
+    """The watchdog is told to tolerate the stop (hang_seconds 600), so only the request deadline acts.
+
+    The deadline (3 s) is not shorter because the resumed server must answer within it on a busy machine,
+    after the requests abandoned while it was stopped (1.5 s failed that beside the cluster tier).
+    """
     gw = managed_gateway(watchdog_hang_seconds=600, request_deadline_seconds=3, batch_max_attempts=3)
     pid = gw.watchdog.state().pid
     assert pid is not None
