@@ -351,8 +351,9 @@ def test_upload_form_refusals_are_the_apis(
 def test_deleting_the_input_of_a_running_batch_shows_the_apis_409(
     page_a: Page, client: openai.OpenAI, api: httpx.Client
 ) -> None:
-    # each request generates its whole max_tokens: the batch runs for minutes, and is cancelled at the end
-    busy = request_lines(100, "busy", max_tokens=256, ignore_eos=True)
+    # many short requests, each generating its whole max_tokens: the batch runs far longer than the page takes
+    # to be refused, and the cancel at the end waits only for the few in flight
+    busy = request_lines(240, "busy", max_tokens=24, ignore_eos=True)  # 55 KB, under MAX_UPLOAD
     uploaded = client.files.create(file=("long.jsonl", io.BytesIO(busy)), purpose="batch")
     batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
     wait_for(lambda: client.batches.retrieve(batch.id).status == "in_progress", BATCH_WAIT_MS / 1000, 0.2)
