@@ -11,6 +11,7 @@ changed. The engine build is shared with the user's cache, read-only once built.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import pytest
 
 from kubeinfer.engines.llamacpp_build import EngineInstall, build
 from kubeinfer.engines.llamacpp_server import LlamaServer, ServerConfig
+from kubeinfer.filelock import exclusive
 from kubeinfer.models.cache import CachedModel, ModelCache
 from kubeinfer.models.sources import ModelResolver
 from kubeinfer.settings import Settings
@@ -132,8 +134,24 @@ def local_matrix_run(
     """One uninterrupted `kubeinfer bench run` of tests/engine/matrix.yaml; its folder holds the reports.
 
     Shared by the report test (marked `slow`) and the cluster operator test, which must reach the same statuses.
+    Under pytest-xdist the workers of one run share it too: the first to ask runs it in the run's common temporary
+    folder while holding a lock, and the others wait for it and read the same folder. The engine tier's worker asks
+    a few minutes in, so the cluster tier's worker, which asks much later, finds it done.
     """
-    out = tmp_path_factory.mktemp("bench-full")
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return _bench_run(tmp_path_factory.mktemp("bench-full"))
+    shared = tmp_path_factory.getbasetemp().parent / "bench-full"
+    done = shared / ".done"
+    with exclusive(shared.with_name("bench-full.lock")):
+        if not done.exists():
+            shutil.rmtree(shared, ignore_errors=True)
+            _bench_run(shared)
+            done.touch()
+    return shared
+
+
+def _bench_run(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "kubeinfer.cli.main", "bench", "run", str(E2E_MATRIX), "--out-dir", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout + proc.stderr
