@@ -159,6 +159,9 @@ class OperatorSettings(BaseModel):
     storage: StorageSettings = Field(
         default_factory=StorageSettings, description="Copied from Settings.storage; handed on to batch pods"
     )
+    report_retry_seconds: float = Field(
+        default=60, gt=0, description="Wait before storing a matrix's report again after the store refused it"
+    )
     report_config_map_max_bytes: int = Field(
         default=1_000_000,
         ge=1,

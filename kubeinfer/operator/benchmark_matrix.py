@@ -40,8 +40,6 @@ from kubeinfer.settings import Settings, get_settings
 from kubeinfer.storage.reports import ReportStoreError, data_root, put_report, report_key
 
 FINISHED = ("Completed", "Failed")
-#: How long a matrix whose report could not be stored waits before the next try.
-STORE_RETRY_SECONDS = 60
 
 
 @kopf.daemon(GROUP, VERSION, MATRIX_PLURAL, cancellation_timeout=60)
@@ -148,7 +146,7 @@ class MatrixReconciler:
         except ReportStoreError as exc:
             self.put_condition(condition("ReportStored", False, "StoreUnavailable", str(exc), self.generation))
             self.post("ReportNotStored", str(exc), warning=True)
-            raise kopf.TemporaryError(str(exc), delay=STORE_RETRY_SECONDS) from exc
+            raise kopf.TemporaryError(str(exc), delay=settings.operator.report_retry_seconds) from exc
         self.put_condition(condition("ReportStored", True, "Stored", pointer, self.generation))
         store.patch(
             {

@@ -47,7 +47,11 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def operator(cost_namespace: NamespaceEnv, data_dir: Path, tmp_path: Path) -> Iterator[OperatorProcess]:
-    env = {"KUBEINFER_GATEWAY__DATA_DIR": str(data_dir), "KUBEINFER_OPERATOR__REPORT_CONFIG_MAP_MAX_BYTES": "1000"}
+    env = {
+        "KUBEINFER_GATEWAY__DATA_DIR": str(data_dir),
+        "KUBEINFER_OPERATOR__REPORT_CONFIG_MAP_MAX_BYTES": "1000",
+        "KUBEINFER_OPERATOR__REPORT_RETRY_SECONDS": "5",
+    }
     proc = cost_namespace.operator_process(tmp_path / "operator.log", env).start()
     yield proc
     proc.stop()
@@ -127,7 +131,8 @@ def test_malformed_node_price_and_an_unwritable_store_are_conditions_and_the_sto
     kube_cluster: KindCluster, operator: OperatorProcess, node: str, data_dir: Path
 ) -> None:
     """The data directory is a file at first: the report cannot be stored, the matrix stays Running with
-    ReportStored=False; once the path is a directory the operator's next try (60 s later) completes it."""
+    ReportStored=False; once the path is a directory the operator's next try (5 s later here, 60 s by default)
+    completes it."""
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     data_dir.write_text("not a directory")
     kube_cluster.kubectl("annotate", "node", node, f"{PRICE_KEY}=cheap", "--overwrite")
