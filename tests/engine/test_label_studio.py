@@ -1,7 +1,8 @@
 """The gateway as a real Label Studio's ML backend: predictions from the real model, by `/predict` and by webhook.
 
 Label Studio 1.23.2 runs from its own venv (hack/label_studio/install.sh) on 127.0.0.1 with SQLite in a
-temporary folder, analytics, Sentry and the PyPI version check turned off, so nothing leaves the machine.
+temporary folder (a copy of the database the installer migrated once), analytics, Sentry and the PyPI version
+check turned off, so nothing leaves the machine.
 It is driven with label-studio-sdk, exactly as a user would; the gateway answers with the session's
 real llama-server and SmolLM2.
 """
@@ -9,6 +10,7 @@ real llama-server and SmolLM2.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,18 +61,29 @@ def tasks(n: int, offset: int = 0) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def label_studio(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One Label Studio per module: installed on first use (cached by version), SQLite in a tmp dir."""
+    """One Label Studio per module: installed on first use (cached by version), SQLite in a tmp dir.
+
+    The database starts as a copy of the installer's template, already migrated, so Label Studio skips its
+    migrations (about 30 s of CPU); an install without the template leaves them to Label Studio, as before.
+    """
     env = {**os.environ, "KUBEINFER_CACHE_DIR": str(settings.cache_dir)}
     install = subprocess.run(
         [str(ROOT / "hack/label_studio/install.sh")], env=env, capture_output=True, text=True, timeout=1800
     )
     assert install.returncode == 0, install.stderr[-3000:]
-    binary = settings.cache_dir / "label-studio" / VERSION / "venv" / "bin" / "label-studio"
+    installed = settings.cache_dir / "label-studio" / VERSION
+    binary = installed / "venv" / "bin" / "label-studio"
     data = tmp_path_factory.mktemp("label-studio")
+    database = data / "label_studio.sqlite3"
+    template = installed / "template" / database.name
+    if template.is_file():
+        shutil.copyfile(template, database)
     port = free_port()
     offline = {
         "HOME": str(data),
         "LABEL_STUDIO_BASE_DATA_DIR": str(data),
+        "DJANGO_DB": "sqlite",
+        "LABEL_STUDIO_DATABASE_NAME": str(database),
         "SENTRY_DSN": "",
         "FRONTEND_SENTRY_DSN": "",
         "COLLECT_ANALYTICS": "false",
