@@ -22,6 +22,11 @@ from kubeinfer.metrics.families import SHARD_FAMILIES, Family
 from kubeinfer.metrics.observations import Contribution
 
 VERSION = 1
+#: A float sum depends on the order of its terms in its last bits (0.21100899999999997 against 0.211009), and a
+#: worker that rebuilds a shard's state from its log adds them in log order, not in the order answers came. Each
+#: histogram term and sum is kept to 9 decimals (a nanosecond): a decimal sum, the same in any order, so both
+#: publish the same state.
+SUM_DIGITS = 9
 SeriesKey = tuple[str, tuple[str, ...]]
 
 
@@ -53,7 +58,7 @@ class ShardMetrics:
         elif family.kind == "histogram":
             series = self.histograms.setdefault(key, Buckets([0] * (len(family.buckets) + 1)))
             series.counts[bisect.bisect_left(family.buckets, contribution.value)] += 1
-            series.total += contribution.value
+            series.total = round(series.total + round(contribution.value, SUM_DIGITS), SUM_DIGITS)
         else:
             raise ValueError(f"{family.name} is a {family.kind}; a shard accumulates counters and histograms only")
 
@@ -68,7 +73,7 @@ class ShardMetrics:
         for key, series in other.histograms.items():
             mine = self.histograms.setdefault(key, Buckets([0] * len(series.counts)))
             mine.counts = [a + b for a, b in zip(mine.counts, series.counts, strict=True)]
-            mine.total += series.total
+            mine.total = round(mine.total + series.total, SUM_DIGITS)
 
     def copy(self) -> ShardMetrics:
         return ShardMetrics(

@@ -110,6 +110,13 @@ def test_a_shard_state_survives_its_json_and_two_shards_add_up() -> None:
     assert total == state_of(answered(), answered(0.4), answered(30.0))
 
 
+def test_a_shard_state_is_the_same_whatever_order_its_answers_came_in() -> None:
+    """A replacement worker rebuilds the state from the log in log order; the first added answers as they came.
+    Plain float sums differ in their last bits (0.1 + 0.2 + 0.3 is not 0.3 + 0.2 + 0.1)."""
+    answers = [answered(seconds) for seconds in (0.1, 0.2, 0.3, 0.070336)]
+    assert state_of(*answers).as_json() == state_of(*reversed(answers)).as_json()
+
+
 @pytest.mark.parametrize(
     ("broken", "message"),
     [
