@@ -100,7 +100,13 @@ def test_stress_samples_vitals_and_stops_on_time(llama_server: LlamaServer) -> N
     assert elapsed < 30
     assert len(m["samples"]) >= 3
     assert all(s["rss_bytes"] > 0 for s in m["samples"])
-    assert m["tokens_per_second"] > 0
+    # Whether a request ends inside the 3 s window is the machine's speed (beside the cluster tier, once none did);
+    # what the code decides is that a run without a token fails and says so.
+    if m["tokens_per_second"] is None:
+        assert result.status == "failed"
+        assert "no token was generated" in (result.reason or "")
+    else:
+        assert m["tokens_per_second"] > 0
     assert m["peak_rss_bytes"] > 0
     assert m["aborted"] is False
     assert m["abort_reason"] is None
