@@ -73,6 +73,16 @@ def test_the_limit_stays_below_what_a_config_map_holds(monkeypatch: pytest.Monke
         Settings()
 
 
+@pytest.mark.parametrize("broken", ["0", "-5", "soon"])
+def test_the_report_retry_wait_is_a_positive_number_of_seconds(monkeypatch: pytest.MonkeyPatch, broken: str) -> None:
+    assert Settings().operator.report_retry_seconds == 60
+    monkeypatch.setenv("KUBEINFER_OPERATOR__REPORT_RETRY_SECONDS", "5")
+    assert Settings().operator.report_retry_seconds == 5
+    monkeypatch.setenv("KUBEINFER_OPERATOR__REPORT_RETRY_SECONDS", broken)
+    with pytest.raises(ValueError, match="report_retry_seconds"):
+        Settings()
+
+
 def test_a_report_that_fits_goes_to_its_config_map(tmp_path: Path) -> None:
     report = big_report(3)
     pointer, written = place(report, settings_for(tmp_path))
