@@ -32,4 +32,6 @@ def measure_profiles(
         results[name] = rate_profile(name, outcome, context.profiles) if rate else outcome
         if not server_alive():
             break
+    if context.stop.is_set():  # the last profile may have been cut short by the stop
+        raise KeyboardInterrupt
     return results

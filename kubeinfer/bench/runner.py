@@ -3,10 +3,15 @@
 The runner is the same for every executor; `kubeinfer bench run` gives it a LocalExecutor. A run stopped
 by Ctrl-C or SIGTERM checkpoints the finished cells (the cell in progress is dropped and re-run by
 `--resume`); a run killed outright resumes from the checkpoint written after the last finished cell.
+
+The signal handler both raises KeyboardInterrupt and sets the `stop` event. The event is the guarantee:
+Python discards an exception raised while a finaliser (`__del__`, a generator being collected) runs,
+so the raise alone once let an interrupted run go on to the end and exit 0 (seen in CI).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,8 +65,10 @@ class MatrixRunner:
         executor: CellExecutor,
         store: CheckpointStore | Path,
         events: RunEvents | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.matrix = matrix
+        self.stop = stop or threading.Event()
         self.spec = matrix.spec
         self.executor = executor
         self.store = FileCheckpointStore(store) if isinstance(store, Path) else store
@@ -90,6 +97,7 @@ class MatrixRunner:
         for index, cell in enumerate(self.cells, start=1):
             if cell.key in checkpoint.cells:
                 continue
+            self._stop_if_asked()
             finished = [checkpoint.cells[c.key] for c in self.cells if c.key in checkpoint.cells]
             self.events.cell_started(cell, index, total)
             skip = skip_before_run(cell, finished, self.spec, limit_gb)
@@ -98,6 +106,7 @@ class MatrixRunner:
                 result.status, result.rule, result.reason = CellStatus.skipped, skip.rule, skip.reason
             else:
                 result = self.executor.run_cell(cell, self.spec, limit_gb)
+            self._stop_if_asked()
             checkpoint.cells[cell.key] = result
             checkpoint.elapsed_seconds = time.monotonic() - started
             self.store.save(checkpoint)
@@ -111,9 +120,9 @@ class MatrixRunner:
         if chosen is not None:
             planned = next(c for c in self.cells if c.key == chosen.key)
             self.events.message(f"stress: running on {chosen.key} (last passing configuration)")
-            chosen.profiles[STRESS] = rate_profile(
-                STRESS, self.executor.run_stress(planned, self.spec), self.spec.profiles
-            )
+            stressed = self.executor.run_stress(planned, self.spec)
+            self._stop_if_asked()
+            chosen.profiles[STRESS] = rate_profile(STRESS, stressed, self.spec.profiles)
             if chosen.status != CellStatus.failed:
                 chosen.status, chosen.rule, chosen.reason = judge_cell(chosen.profiles)
         reason = (
@@ -127,6 +136,11 @@ class MatrixRunner:
         checkpoint.stress_done = True
         checkpoint.elapsed_seconds = time.monotonic() - started
         self.store.save(checkpoint)
+
+    def _stop_if_asked(self) -> None:
+        """A result measured after the stop was asked for may be cut short: drop it, as the interrupt would."""
+        if self.stop.is_set():
+            raise KeyboardInterrupt
 
     def _outcome(self, checkpoint: Checkpoint, started: float) -> MatrixOutcome:
         results = ordered_results(self.cells, checkpoint.cells)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -96,8 +97,9 @@ def _engine(log: Callable[[str], None]) -> EngineInstall:
         fail(str(exc))
 
 
-def _install_sigterm_as_interrupt() -> None:
-    """`kill PID` checkpoints like Ctrl-C does; Ctrl-C itself raises at once, wherever the run is.
+def _install_sigterm_as_interrupt(stop: threading.Event) -> None:
+    """`kill PID` checkpoints like Ctrl-C does; Ctrl-C itself raises at once, wherever the run is, and sets
+    `stop`, which the runner and the clients check, for when the raise is lost in a finaliser (runner.py).
 
     With Python's default SIGINT handler in place, `asyncio.run` swaps in its own, which only cancels the
     running task; a profile that absorbs that cancellation would let the run go on and exit 0 (seen once in
@@ -105,6 +107,7 @@ def _install_sigterm_as_interrupt() -> None:
     """
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
@@ -220,7 +223,7 @@ def run(
     engine = _engine(shown.print)
     resolver = ModelResolver(ModelCache(get_settings().models_root), engine.llama_quantize, log=shown.print)
     executor = LocalExecutor(engine, resolver, out_dir)
-    _install_sigterm_as_interrupt()
+    _install_sigterm_as_interrupt(executor.stop)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -240,7 +243,7 @@ def run(
 
         events = RunEvents(cell_finished=finished, message=lambda m: progress.console.print(Text(m)))
         try:
-            outcome = MatrixRunner(matrix, executor, out_dir, events).run(resume=resume)
+            outcome = MatrixRunner(matrix, executor, out_dir, events, executor.stop).run(resume=resume)
         except CheckpointMismatchError as exc:
             fail(str(exc))
     report_data = build_report(matrix, outcome, engine)
