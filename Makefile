@@ -47,7 +47,7 @@ test: setup cluster-build helm-build prometheus chromium label-studio
 	exit $$status
 
 ## test-fast: unit and engine tiers without the tests marked slow or serial, no cluster (docs/testing.md gives its time on 2 cores)
-test-fast: setup chromium label-studio
+test-fast: setup chromium
 	$(PY) -m pytest tests/unit tests/engine -m "not slow and not serial" $(PYTEST_ARGS)
 
 ## test-unit: no llama-server and no cluster (the cached GGUF files, helm and promtool)

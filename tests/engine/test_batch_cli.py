@@ -36,6 +36,7 @@ def gateway(llama_server: LlamaServer, tmp_path: Path) -> Iterator[GatewayProces
     process.stop()
 
 
+@pytest.mark.slow
 def test_csv_to_results_through_the_cli(gateway: GatewayProcess, tmp_path: Path) -> None:
     csv_path = tmp_path / "reviews.csv"
     csv_path.write_text("id,review\n" + "".join(f"r{i},The product number {i} was fine.\n" for i in range(6)))

@@ -199,6 +199,7 @@ def test_login_whitespace_key_is_refused_with_a_message(browser: Browser, gatewa
 # --- batches ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_batch_page_counts_update_while_running_then_output_downloads(page_a: Page, client: openai.OpenAI) -> None:
     total = 48
     # 12 tokens each (was 24): the batch still runs several of the page's 1 s polls on this machine

@@ -99,6 +99,7 @@ def test_sigkill_mid_batch_then_restart_answers_each_request_once(gateway: Gatew
     assert set(ids) == {f"k{i}" for i in range(BATCH_REQUESTS)}
 
 
+@pytest.mark.slow
 def test_input_of_a_running_batch_cannot_be_deleted_so_a_restart_loses_no_finished_work(
     gateway: GatewayProcess,
 ) -> None:

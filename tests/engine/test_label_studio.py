@@ -27,6 +27,9 @@ from kubeinfer.settings import GatewaySettings, Settings
 from testbed.served import served, serving_in_thread
 from testbed.wait import wait_for
 
+# Label Studio takes seconds to start: make test runs this module, make test-fast does not.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "1.23.2"
 MODEL = "smollm2-135m"

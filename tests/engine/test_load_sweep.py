@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kubeinfer.bench.load.records import jsonl_sink, read_records
 from kubeinfer.bench.outcome import record_sustainable
 from kubeinfer.bench.profiles import PROFILE_RUNNERS, ProfileContext
@@ -45,6 +47,7 @@ def context(server: LlamaServer, profiles: dict[str, Any], records: Path) -> Pro
     )
 
 
+@pytest.mark.slow
 def test_concurrency_sweep_runs_levels_in_order_and_stops_at_saturation(
     llama_server: LlamaServer, tmp_path: Path
 ) -> None:

@@ -66,6 +66,7 @@ def test_requests_sharing_a_system_prompt_land_on_one_replica_and_hit_its_cache(
         assert metric(by_url[other], PREDICTED) == before[other]  # the other replica saw none of them
 
 
+@pytest.mark.slow
 def test_killing_the_replica_of_a_prefix_moves_its_requests_to_the_other_without_a_failure(
     engine_install: EngineInstall, smollm2_gguf: Path, tmp_path: Path
 ) -> None:

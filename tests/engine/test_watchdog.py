@@ -165,6 +165,7 @@ def test_killed_server_is_restarted_on_the_same_url_and_the_batch_completes(
     assert gw.watchdog.history[-1].delay_seconds == 0
 
 
+@pytest.mark.slow
 def test_stopped_server_is_marked_hung_killed_and_restarted(managed_gateway: Callable[..., Gateway]) -> None:
     hang_seconds = 3.0
     gw = managed_gateway(watchdog_hang_seconds=hang_seconds)
@@ -198,6 +199,7 @@ def test_stopped_server_is_marked_hung_killed_and_restarted(managed_gateway: Cal
     assert batch.error_file_id is None
 
 
+@pytest.mark.slow
 def test_requests_past_the_deadline_are_abandoned_retried_and_failed_with_the_reason(
     managed_gateway: Callable[..., Gateway],
 ) -> None:

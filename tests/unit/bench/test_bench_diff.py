@@ -446,6 +446,7 @@ def test_a_p95_of_8_requests_is_not_a_regression_and_the_diff_says_why(tmp_path:
     assert "∞" in output
 
 
+@pytest.mark.slow
 def test_with_100_requests_a_side_a_doubled_p95_is_still_a_regression(tmp_path: Path) -> None:
     base = write(tmp_path / "a.json", cell_of_level(one_process(4, 100)))
     again = write(tmp_path / "a2.json", cell_of_level(one_process(5, 100)))

@@ -87,6 +87,7 @@ def _closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
+@pytest.mark.slow
 def test_thousands_of_idle_connections_do_not_lock_the_gateway_out(
     gateway: tuple[str, subprocess.Popen[bytes], Path],
 ) -> None:
@@ -140,6 +141,7 @@ def test_accept_errors_are_logged_once_per_interval(caplog: pytest.LogCaptureFix
         loop.close()
 
 
+@pytest.mark.slow
 def test_header_deadline_closes_a_connection_that_trickles_its_head(
     gateway: tuple[str, subprocess.Popen[bytes], Path],
 ) -> None:

@@ -19,7 +19,7 @@ from kubeinfer import __version__
 ROOT = Path(__file__).resolve().parents[3]
 HINT = "install kubeinfer[operator] for cluster commands"
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
