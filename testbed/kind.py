@@ -49,14 +49,16 @@ class KindOptions:
 
     `node_pool` labels the real node (the chart's and the tests' `cpu` pool is aliased to it, so kwok's simulated
     `cpu` nodes never receive a pod meant to run); `skip_helm` leaves the chart out (the perf scripts run their
-    own operator and gateway); `sim_cpu_nodes`/`sim_gpu_nodes` are kwok's simulated pools;
-    `host_route` makes pod IPs reachable from this machine, where the tests' operator and gateway processes run;
-    `shared_dirs` are mounted into the node at the same path, so a hostPath volume names the same folder here
-    and in a pod; `pod_subnet` keeps that route apart from a user's own kind cluster (10.244.0.0/16).
+    own operator and gateway); `helm_test` runs `helm test` once the chart is up (the tests run it themselves);
+    `sim_cpu_nodes`/`sim_gpu_nodes` are kwok's simulated pools; `host_route` makes pod IPs reachable from this
+    machine, where the tests' operator and gateway processes run; `shared_dirs` are mounted into the node at the
+    same path, so a hostPath volume names the same folder here and in a pod; `pod_subnet` keeps that route apart
+    from a user's own kind cluster (10.244.0.0/16).
     """
 
     node_pool: str = "cpu"
     skip_helm: bool = False
+    helm_test: bool = True
     sim_cpu_nodes: int = 0
     sim_gpu_nodes: int = 0
     host_route: bool = False
@@ -67,6 +69,7 @@ class KindOptions:
         return {
             "KIND_NODE_POOL": self.node_pool,
             "KIND_SKIP_HELM": "1" if self.skip_helm else "0",
+            "KIND_HELM_TEST": "1" if self.helm_test else "0",
             "KIND_SIM_CPU_NODES": str(self.sim_cpu_nodes),
             "KIND_SIM_GPU_NODES": str(self.sim_gpu_nodes),
             "KIND_HOST_ROUTE": "1" if self.host_route else "0",
@@ -203,10 +206,12 @@ TEST_POD_SUBNET = "10.245.0.0/16"
 
 def cluster_options(shared_dir: Path, skip_helm: bool = False) -> KindOptions:
     """The tests' cluster: the real node in pool `local` (the tests' and the chart's `cpu` pool alias), kwok's
-    two CPU and two GPU nodes, pod IPs reachable from this machine and `shared_dir` mounted at the same path."""
+    two CPU and two GPU nodes, pod IPs reachable from this machine and `shared_dir` mounted at the same path.
+    `helm test` is left to tests/cluster/kind/test_kind_zz_uninstall.py, which runs it on the same release."""
     return KindOptions(
         node_pool="local",
         skip_helm=skip_helm,
+        helm_test=False,
         sim_cpu_nodes=2,
         sim_gpu_nodes=2,
         host_route=True,
