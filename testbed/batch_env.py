@@ -146,7 +146,7 @@ def batch_env(
     operator_env: dict[str, str] | None = None,
     gateway_env: dict[str, str] | None = None,
 ) -> Iterator[Env]:
-    """Everything a cluster batch needs, torn down in the order that leaves no finalizer behind.
+    """Everything a cluster batch needs, torn down with no finalizer left behind (`release_and_delete`).
 
     `data_dir` is the shared store, a folder the pods see at the same path; one per cluster, since every module of
     a session binds the same `kubeinfer-data` PersistentVolume, whose hostPath cannot change once created.
@@ -160,6 +160,7 @@ def batch_env(
         operator_env={PROJECT_LIMIT: "1", STALL_SECONDS: "10", **(operator_env or {})},
         data_dir=data_dir,
         clean_up=("batchjobs", "modelinstalls"),
+        release_finalizers=True,
     ) as env:
         assert env.operator is not None
         env.apply([model_install(replicas)])

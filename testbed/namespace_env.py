@@ -198,12 +198,14 @@ def namespace_env(
     operator_env: Mapping[str, str] | None = None,
     data_dir: Path | None = None,
     clean_up: Sequence[str] = (),
+    release_finalizers: bool = False,
 ) -> Iterator[NamespaceEnv]:
     """A namespace ready for the operator (started unless `operator` is False) and, later, a gateway.
 
-    `data_dir` binds the `kubeinfer-data` claim to it. On exit the gateway stops, every object of the kinds
+    `data_dir` binds the `kubeinfer-data` claim to it. On exit the gateway stops, then every object of the kinds
     in `clean_up` (e.g. "batchjobs") is deleted, all kinds at once, while the operator still runs, then the
-    operator stops.
+    operator stops. With `release_finalizers` the operator stops first and the objects are deleted with their
+    finalizers dropped and their children with them (`release_and_delete`).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     prepare_namespace(cluster, namespace, models_root)
@@ -218,7 +220,7 @@ def namespace_env(
     finally:
         if env.gateway is not None:
             env.gateway.stop()
-        if env.operator is not None and env.operator.running and clean_up:
+        if env.operator is not None and env.operator.running and clean_up and not release_finalizers:
             # One call for every kind, so the operator's finalizers for all of them run at the same time.
             kinds = ",".join(clean_up)
             cluster.kubectl(
@@ -226,3 +228,32 @@ def namespace_env(
             )
         if env.operator is not None:
             env.operator.stop()
+        if clean_up and release_finalizers:
+            release_and_delete(cluster, namespace, clean_up)
+
+
+def release_and_delete(cluster: KubeCluster, namespace: str, kinds: Sequence[str]) -> None:
+    """Delete every object of `kinds` in `namespace` with no operator running: finalizers dropped, then deleted in
+    the foreground, so their Jobs, Deployments and pods are gone before the call returns.
+
+    For a module's teardown where the operator's delete handlers are tested elsewhere and would only cost time:
+    a BatchJob's runs a clean-up Job (a pod) to remove its shard logs (test_batch_cluster.py deletes one and
+    checks), a ModelInstall's cancels a running download (test_model_install.py).
+    """
+    names = cluster.kubectl("get", ",".join(kinds), "-n", namespace, "-o", "name", check=False).stdout.split()
+    for name in names:
+        cluster.kubectl(
+            "patch", name, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
+        )
+    cluster.kubectl(
+        "delete",
+        ",".join(kinds),
+        "--all",
+        "-n",
+        namespace,
+        "--cascade=foreground",
+        "--wait=true",
+        "--timeout=180s",
+        timeout=200,
+        check=False,
+    )

@@ -71,6 +71,7 @@ def env(
             work,
             operator_env={"KUBEINFER_OPERATOR__HF_ENDPOINT": NO_HUB},
             clean_up=("modelinstalls", "benchmarkmatrices"),
+            release_finalizers=True,
         ) as env:
             env.start_gateway(
                 NO_HUB,  # no inference here: the pages under test read the cluster
