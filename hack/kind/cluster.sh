@@ -174,7 +174,9 @@ check_settings() {
     || die "KIND_POD_SUBNET must be an IPv4 CIDR such as 10.244.0.0/16, not '$POD_SUBNET'"
   [[ "$NODE_POOL" =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] \
     || die "KIND_NODE_POOL must be a label value such as cpu or local, not '$NODE_POOL'"
-  case "${KIND_HOST_ROUTE:-0}" in 0 | 1) ;; *) die "KIND_HOST_ROUTE must be 0 or 1, not '$KIND_HOST_ROUTE'" ;; esac
+  for name in KIND_HOST_ROUTE KIND_SKIP_HELM KIND_HELM_TEST; do
+    case "${!name:-0}" in 0 | 1) ;; *) die "$name must be 0 or 1, not '${!name}'" ;; esac
+  done
   ((WORKERS > 0 && ${KIND_HOST_ROUTE:-0} == 1)) && die "KIND_HOST_ROUTE=1 needs a single node (KIND_WORKERS=0)"
   # kwok's CPU nodes carry pool `cpu`; real nodes with the same label would share the pool with them.
   ((${KIND_SIM_CPU_NODES:-0} > 0)) && [[ "$NODE_POOL" == cpu ]] \

@@ -35,6 +35,7 @@ def test_the_settings_the_cluster_tier_uses_pass(tmp_path: Path) -> None:
         KIND_NODE_POOL="local",
         KIND_HOST_ROUTE="1",
         KIND_POD_SUBNET="10.245.0.0/16",
+        KIND_HELM_TEST="0",
     )
     assert done.returncode == 0, done.stderr
     assert "settings ok" in done.stderr
@@ -51,6 +52,8 @@ def test_the_settings_the_cluster_tier_uses_pass(tmp_path: Path) -> None:
         ({"KIND_POD_SUBNET": "10.245.0.0"}, "KIND_POD_SUBNET must be an IPv4 CIDR"),
         ({"KIND_HOST_ROUTE": "1", "KIND_WORKERS": "1"}, "KIND_HOST_ROUTE=1 needs a single node"),
         ({"KIND_HOST_ROUTE": "yes"}, "KIND_HOST_ROUTE must be 0 or 1"),
+        ({"KIND_HELM_TEST": "no"}, "KIND_HELM_TEST must be 0 or 1, not 'no'"),
+        ({"KIND_SKIP_HELM": "true"}, "KIND_SKIP_HELM must be 0 or 1, not 'true'"),
         ({"KIND_GATEWAY_PORT": "70000"}, "KIND_GATEWAY_PORT must be a port"),
         ({"KIND_NODE_POOL": "Local_Pool"}, "KIND_NODE_POOL must be a label value"),
     ],
