@@ -221,11 +221,7 @@ def namespace_env(
         if env.gateway is not None:
             env.gateway.stop()
         if env.operator is not None and env.operator.running and clean_up and not release_finalizers:
-            # One call for every kind, so the operator's finalizers for all of them run at the same time.
-            kinds = ",".join(clean_up)
-            cluster.kubectl(
-                "delete", kinds, "--all", "-n", namespace, "--wait=true", "--timeout=180s", timeout=200, check=False
-            )
+            delete_all(cluster, namespace, clean_up)
         if env.operator is not None:
             env.operator.stop()
         if clean_up and release_finalizers:
@@ -245,13 +241,19 @@ def release_and_delete(cluster: KubeCluster, namespace: str, kinds: Sequence[str
         cluster.kubectl(
             "patch", name, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
         )
+    delete_all(cluster, namespace, kinds, "--cascade=foreground")
+
+
+def delete_all(cluster: KubeCluster, namespace: str, kinds: Sequence[str], *options: str) -> None:
+    """Every object of `kinds` in one kubectl call, waited for: an operator still running finalizes them side by
+    side."""
     cluster.kubectl(
         "delete",
         ",".join(kinds),
         "--all",
         "-n",
         namespace,
-        "--cascade=foreground",
+        *options,
         "--wait=true",
         "--timeout=180s",
         timeout=200,
