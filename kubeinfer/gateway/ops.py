@@ -174,6 +174,10 @@ def _read_from(path: Path, position: int) -> tuple[bytes, int]:
     return chunk, position + len(chunk)
 
 
+def _end_of(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
 def _ended(watchdog: ServerWatchdog, followed: int | None) -> tuple[bool, int | None]:
     """Whether the followed process has ended, and the pid followed: the one running when the follow began,
     else the first one started after it. A restart (new pid), a crash (none) or a stop ends it."""
@@ -190,7 +194,7 @@ async def _follow(path: Path, request: Request, first: list[str], watchdog: Serv
     `kubectl logs -f` ends with its container (the next process is followed by asking again)."""
     if first:
         yield ("\n".join(first) + "\n").encode()
-    _, position = await asyncio.to_thread(_read_from, path, 1 << 62)
+    position = await asyncio.to_thread(_end_of, path)
     ended, followed = _ended(watchdog, None)
     while not ended and not await request.is_disconnected():
         chunk, position = await asyncio.to_thread(_read_from, path, position)
