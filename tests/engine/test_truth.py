@@ -1,10 +1,5 @@
-"""Truth checks (issue 15, part 9): the interactive profile's time to first token agrees with llama-bench, and its
-time to first token and tokens/s with llama-server's own `timings`, at the same KV depth and threads, within 5%.
-
-Its tokens/s against llama-bench's decode rate is measured here too (the `samples` fixture prints both) but not
-asserted yet: that ratio ranged 0.93 to 1.03 over five runs, and where it was low llama-server's own `timings` were
-just as low (the server's sampling and streaming per token, which llama-bench does not do), so a 5% check would
-fail on the server, not on the profile (docs/testing.md, "Truth checks").
+"""Truth checks (issue 15, part 9): the interactive profile's tokens/s and time to first token agree with
+llama-bench, and with llama-server's own `timings`, at the same KV depth and threads, within 5%.
 
 llama-bench decodes and processes prompts with no server, no sampling and no HTTP in between; its `-d` starts at
 the depth the profile's prompt leaves in the KV cache (without it llama-bench decodes over an empty cache and reads
@@ -18,6 +13,9 @@ The server here leaves one core free: with as many compute threads as cores, the
 streamed token and the profile's client reading it take CPU from the compute threads, and streamed decoding ran
 3-10% below llama-bench on 2 cores while the same requests unstreamed matched it (docs/testing.md, "Truth checks").
 That is a cost of measuring on the machine being measured, not of the profile's timing, which this test checks.
+Even with the spare core the server needs a little more than one core (compute, HTTP thread, client) where
+llama-bench needs one, so other work beside the test lowers the decode ratio first: 0.98-0.99 on a quiet machine,
+0.96 beside one process spinning on a core (docs/testing.md). make test runs these checks alone, before the rest.
 """
 
 from __future__ import annotations
@@ -158,9 +156,19 @@ def fastest_time(values: Sequence[float]) -> float:
     return min(values)
 
 
+def fastest_rate(values: Sequence[float]) -> float:
+    return max(values)
+
+
 def test_interactive_ttft_agrees_with_llama_bench_prompt_processing(samples: Samples) -> None:
     profile = fastest_time(samples.client("ttft_seconds"))
     bench = fastest_time(samples.bench_prompt_seconds)
+    assert ratio(profile, bench) == pytest.approx(1, abs=TOLERANCE), samples.describe()
+
+
+def test_interactive_tokens_per_second_agrees_with_llama_bench_decoding(samples: Samples) -> None:
+    profile = fastest_rate(samples.client("tokens_per_second"))
+    bench = fastest_rate(samples.bench_decode_tps)
     assert ratio(profile, bench) == pytest.approx(1, abs=TOLERANCE), samples.describe()
 
 
