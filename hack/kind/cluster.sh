@@ -14,12 +14,15 @@
 #      KIND_HELM_TEST=0 (install the chart without running `helm test`),
 #      KIND_NODE_POOL (cpu: the kubeinfer.dev/pool label of the real nodes; another value aliases the chart's cpu
 #      pool to it), KIND_SIM_CPU_NODES / KIND_SIM_GPU_NODES (0 / 0: kwok's simulated pools, hack/kind/kwok.sh),
-#      KIND_POD_SUBNET (10.244.0.0/16), KIND_HOST_ROUTE=1 (route the pod subnet from this machine to the node, so
-#      processes here reach pod IPs; removed by down), KIND_SHARED_DIRS (folders of this machine mounted into the
+#      KIND_POD_SUBNET (10.244.0.0/16; with the offline image and workers, a /24 of it per node: bridge.sh),
+#      KIND_HOST_ROUTE=1 (route the pod subnet from this machine to the nodes, so processes here reach pod IPs;
+#      removed by down), KIND_SHARED_DIRS (folders of this machine mounted into the
 #      nodes at the same path, so a hostPath volume names the same folder on both sides).
 set -euo pipefail
 # shellcheck source=hack/kind/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=hack/kind/bridge.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bridge.sh"
 
 NAMESPACE="${NAMESPACE:-kubeinfer}"
 RELEASE="${RELEASE:-kubeinfer}"
@@ -50,16 +53,11 @@ node_image() {
   fi
 }
 
-# The offline image's bridge CNI with this cluster's pod subnet, mounted over the image's own file.
-write_cni_config() {
-  sed "s#10.244.0.0/16#$POD_SUBNET#" "$REPO_ROOT/hack/kind/files/10-bridge.conflist" >"$KIND_STATE_DIR/10-bridge.conflist"
-}
-
-node_mounts() {  # node_mounts OFFLINE(0|1)
+node_mounts() {  # node_mounts OFFLINE(0|1) INDEX: the offline image's bridge CNI file of node INDEX (bridge.sh)
   local dir
   echo "  extraMounts:"
   echo "  - {hostPath: $MODELS_DIR, containerPath: $NODE_MODELS_PATH}"
-  (($1)) && echo "  - {hostPath: $KIND_STATE_DIR/10-bridge.conflist, containerPath: /etc/cni/net.d/10-bridge.conflist}"
+  (($1)) && echo "  - {hostPath: $(cni_dir)/$(node_name "$2").conflist, containerPath: /etc/cni/net.d/10-bridge.conflist}"
   for dir in ${KIND_SHARED_DIRS:-}; do
     echo "  - {hostPath: $dir, containerPath: $dir}"
   done
@@ -81,12 +79,12 @@ write_config() {  # write_config IMAGE OFFLINE(0|1)
     echo "  labels: {kubeinfer.dev/pool: $NODE_POOL}"
     echo "  extraPortMappings:"
     echo "  - {containerPort: $GATEWAY_NODE_PORT, hostPort: $GATEWAY_PORT, listenAddress: 127.0.0.1}"
-    node_mounts "$offline"
-    for ((i = 0; i < WORKERS; i++)); do
+    node_mounts "$offline" 0
+    for ((i = 1; i <= WORKERS; i++)); do
       echo "- role: worker"
       [[ -n "$image" ]] && echo "  image: $image"
       echo "  labels: {kubeinfer.dev/pool: $NODE_POOL}"
-      node_mounts "$offline"
+      node_mounts "$offline" "$i"
     done
     # cgroup v1 hosts (this sandbox, older CI runners) and hosts with swap.
     cat <<'YAML'
@@ -137,24 +135,6 @@ images() {  # prints the archives; runs in $(...), where errexit is off, so each
   ((SIM_NODES == 0)) || "$REPO_ROOT/hack/kind/kwok.sh" image
 }
 
-# Pod IPs reachable from this machine (KIND_HOST_ROUTE=1): a route to the pod subnet through the (single) node.
-add_host_route() {
-  local node_ip
-  node_ip="$(kubectl get node "$KIND_CLUSTER-control-plane" \
-    -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}' \
-    | tr ' ' '\n' | grep -m1 -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$')" || die "no IPv4 InternalIP on the node"
-  ip route replace "$POD_SUBNET" via "$node_ip"
-  echo "$POD_SUBNET via $node_ip" >"$ROUTE_FILE"
-  log "route $POD_SUBNET via $node_ip"
-}
-
-remove_host_route() {
-  [[ -f "$ROUTE_FILE" ]] || return 0
-  # shellcheck disable=SC2046
-  ip route del $(cat "$ROUTE_FILE") 2>/dev/null || true
-  rm -f "$ROUTE_FILE"
-}
-
 helm_pool_args() {  # the chart's own pods and its cpu pool on the real nodes when they carry another pool label
   [[ "$NODE_POOL" == cpu ]] && return 0
   echo "--set-json=pools.aliases={\"cpu\":\"$NODE_POOL\"}"
@@ -177,7 +157,7 @@ check_settings() {
   for name in KIND_HOST_ROUTE KIND_SKIP_HELM KIND_HELM_TEST; do
     case "${!name:-0}" in 0 | 1) ;; *) die "$name must be 0 or 1, not '${!name}'" ;; esac
   done
-  ((WORKERS > 0 && ${KIND_HOST_ROUTE:-0} == 1)) && die "KIND_HOST_ROUTE=1 needs a single node (KIND_WORKERS=0)"
+  bridge_fits || die "give KIND_POD_SUBNET room for a /24 per node (e.g. 10.244.0.0/16) or fewer KIND_WORKERS"
   # kwok's CPU nodes carry pool `cpu`; real nodes with the same label would share the pool with them.
   ((${KIND_SIM_CPU_NODES:-0} > 0)) && [[ "$NODE_POOL" == cpu ]] \
     && die "KIND_SIM_CPU_NODES needs KIND_NODE_POOL set to another pool than cpu (e.g. local), or kubeinfer's cpu pods may land on simulated nodes"
@@ -202,12 +182,12 @@ up() {
     local image offline=0
     image="$(node_image)"
     [[ "$image" == localhost/kubeinfer/kind-node:* ]] && offline=1
-    ((offline && WORKERS > 0)) && die "the offline node image has a single-node bridge CNI: KIND_WORKERS must be 0"
     seed_models
-    write_cni_config
+    ((offline)) && write_cni_configs
     write_config "$image" "$offline"
     timed "kind create cluster" "$KIND" create cluster --name "$KIND_CLUSTER" \
       --config "$KIND_STATE_DIR/kind-config.yaml" --kubeconfig "$KUBECONFIG_OUT" --wait 180s >&2
+    ((offline)) && link_node_ranges
   fi
   "$KIND" get kubeconfig --name "$KIND_CLUSTER" >"$KUBECONFIG_OUT"
   local archive
@@ -221,7 +201,7 @@ up() {
   # This machine's address as the node sees it (servers a test starts for the pods listen there).
   "$ENGINE" exec "$KIND_CLUSTER-control-plane" ip -4 route show default | awk '{print $3; exit}' \
     >"$KIND_STATE_DIR/host-address"
-  [[ "${KIND_HOST_ROUTE:-0}" == 1 ]] && add_host_route
+  [[ "${KIND_HOST_ROUTE:-0}" == 1 ]] && add_host_routes
   if ((SIM_NODES > 0)); then
     timed "kwok and its simulated pools" "$REPO_ROOT/hack/kind/kwok.sh" apply "$KUBECONFIG_OUT"
   fi
@@ -248,7 +228,7 @@ up() {
 }
 
 down() {
-  remove_host_route
+  remove_host_routes
   if [[ -x "$KIND" ]] && cluster_exists; then
     "$KIND" delete cluster --name "$KIND_CLUSTER" >&2
   fi

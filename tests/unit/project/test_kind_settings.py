@@ -50,7 +50,7 @@ def test_the_settings_the_cluster_tier_uses_pass(tmp_path: Path) -> None:
         ({"KIND_SHARED_DIRS": "/nonexistent/kubeinfer-shared"}, "/nonexistent/kubeinfer-shared is not a folder"),
         ({"KIND_SHARED_DIRS": "relative/dir"}, "relative/dir is not an absolute path"),
         ({"KIND_POD_SUBNET": "10.245.0.0"}, "KIND_POD_SUBNET must be an IPv4 CIDR"),
-        ({"KIND_HOST_ROUTE": "1", "KIND_WORKERS": "1"}, "KIND_HOST_ROUTE=1 needs a single node"),
+        ({"KIND_WORKERS": "1", "KIND_POD_SUBNET": "10.245.0.0/24"}, "holds fewer than 2 /24 ranges, one for each node"),
         ({"KIND_HOST_ROUTE": "yes"}, "KIND_HOST_ROUTE must be 0 or 1"),
         ({"KIND_HELM_TEST": "no"}, "KIND_HELM_TEST must be 0 or 1, not 'no'"),
         ({"KIND_SKIP_HELM": "true"}, "KIND_SKIP_HELM must be 0 or 1, not 'true'"),

@@ -1,9 +1,9 @@
 """`hack/kind/cluster.sh up` stops when an image fails to build, before it creates a cluster.
 
 The failure once went unnoticed: the build ran inside `$(...)`, where bash's errexit is off, and the script went on
-to create the cluster and load stale archives. Here the real cluster.sh and common.sh run in a copy of hack/kind
-whose tool installer, image builder and kind are stand-ins: the builder fails as `podman build` would, and the
-stand-in kind records every call it gets, so the test sees that none came.
+to create the cluster and load stale archives. Here the real cluster.sh, common.sh and bridge.sh run in a copy of
+hack/kind whose tool installer, image builder and kind are stand-ins: the builder fails as `podman build` would,
+and the stand-in kind records every call it gets, so the test sees that none came.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def executable(path: Path, body: str) -> None:
 def test_a_failed_image_build_stops_up_before_any_kind_call(tmp_path: Path) -> None:
     kind_dir = tmp_path / "repo" / "hack" / "kind"
     kind_dir.mkdir(parents=True)
-    for script in ("cluster.sh", "common.sh"):
+    for script in ("cluster.sh", "common.sh", "bridge.sh"):
         shutil.copy(HACK_KIND / script, kind_dir / script)
     executable(kind_dir / "install.sh", "exit 0\n")
     executable(kind_dir / "images.sh", 'echo "Error: building at STEP \\"RUN make\\": exit status 2" >&2\nexit 2\n')
