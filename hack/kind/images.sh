@@ -22,11 +22,26 @@ if [[ "${KUBEINFER_OFFLINE:-}" == 1 || "$ENGINE" == podman ]]; then
 else
   base="python:3.11-slim-bookworm"
 fi
-# pip behind a TLS-intercepting proxy: hand the host's CA bundle to the build.
+# pip behind a TLS-intercepting proxy: hand the host's CA bundle to the build. podman mounts it; `docker build`
+# mounts no files, so with Docker the bundle is copied into a base of the build's own at a path of its own (the
+# images' system bundle stays Debian's; only pip in the build is pointed at the copy).
 ca="${PIP_CERT:-${SSL_CERT_FILE:-}}"
 if [[ -n "$ca" && -f "$ca" ]]; then
-  build_args+=(--build-arg "PIP_CERT=$ca")
-  if [[ "$ENGINE" == podman ]]; then build_args+=(-v "$ca:$ca:ro"); fi
+  if [[ "$ENGINE" == podman ]]; then
+    build_args+=(--build-arg "PIP_CERT=$ca" -v "$ca:$ca:ro")
+  else
+    build_ca=/usr/local/share/kubeinfer/build-ca.crt
+    ca_base="localhost/kubeinfer/build-base:$(content_hash "$base" "$ca")"
+    if ! image_exists "$ca_base"; then
+      ctx="$(mktemp -d)"
+      cp "$ca" "$ctx/ca.crt"
+      printf 'FROM %s\nCOPY ca.crt %s\n' "$base" "$build_ca" >"$ctx/Dockerfile"
+      "$ENGINE" build -q -t "$ca_base" "$ctx" >/dev/null
+      rm -rf "$ctx"
+    fi
+    base="$ca_base"
+    build_args=(--build-arg "PYTHON_IMAGE=$base" --build-arg "PIP_CERT=$build_ca")
+  fi
 fi
 if [[ "$ENGINE" == podman ]]; then build_args+=(--layers --network host); fi
 

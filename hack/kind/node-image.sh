@@ -69,7 +69,7 @@ build_component_images() {  # build_component_images BASE_IMAGE ARCHIVE
       cp "$bin" "$ctx/"
       printf 'FROM scratch\nCOPY %s /%s\nENTRYPOINT ["/%s"]\n' "$(basename "$bin")" "$entry" "$entry" >"$ctx/Containerfile"
     fi
-    "$ENGINE" build -q -t "$ref" "$ctx" >/dev/null
+    "$ENGINE" build -q -t "$ref" -f "$ctx/Containerfile" "$ctx" >/dev/null  # docker finds no Containerfile alone
     refs+=("$ref")
   done < <(component_images)
   rm -rf "$ctx"
@@ -120,6 +120,20 @@ customize_rootfs() {  # customize_rootfs DIR PAUSE_IMAGE
   chroot "$root" systemctl mask systemd-binfmt.service >/dev/null 2>&1
 }
 
+# The build container as the node image, configured as kind's own node image: entrypoint, env and stop signal.
+commit_node() {  # commit_node IMAGE STAGING_TAG SCRATCH_DIR
+  local image="$1" staging="$2" dir="$3"
+  local changes=(--change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' --change 'ENV container=docker')
+  if [[ "$ENGINE" == podman ]]; then
+    "$ENGINE" commit "${changes[@]}" --change 'STOPSIGNAL SIGRTMIN+3' kubeinfer-node-build "$image" >/dev/null
+  else  # `docker commit --change` refuses STOPSIGNAL ("stopsignal is not a valid change command"): a build sets it
+    "$ENGINE" commit "${changes[@]}" kubeinfer-node-build "$staging" >/dev/null
+    mkdir -p "$dir"
+    printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\n' "$staging" >"$dir/Containerfile"
+    "$ENGINE" build -q -t "$image" -f "$dir/Containerfile" "$dir" >/dev/null
+  fi
+}
+
 main() {
   "$REPO_ROOT/hack/controlplane/build.sh"
   build_addons
@@ -168,10 +182,7 @@ main() {
     ctr -n k8s.io images ls -q
     kill "$pid"; wait "$pid" || true
     rm -f /var/log/containerd-build.log' >&2
-  "$ENGINE" commit \
-    --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
-    --change 'ENV container=docker' --change 'STOPSIGNAL SIGRTMIN+3' \
-    kubeinfer-node-build "$image" >/dev/null
+  commit_node "$image" "$staging" "$work/stop-signal"
   "$ENGINE" rm -f kubeinfer-node-build >/dev/null
   "$ENGINE" rmi "$staging" >/dev/null 2>&1 || true
   log "node image $image built in $((SECONDS - start)) s ($("$ENGINE" image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
