@@ -69,6 +69,7 @@ bench: setup cluster-build guidellm
 	$(PY) -m perf.cluster_batch_throughput --out results/bench/cluster-batch-throughput.json
 	$(PY) -m perf.cluster_batch_load --out results/bench/cluster-batch-load.json
 	$(PY) -m perf.quickstart_kind --out results/bench/quickstart-kind.json
+	$(PY) -m perf.kind_nodes --out results/bench/kind-nodes.json
 	$(PY) -m perf.prefix_cache --out results/bench/prefix-cache.json
 	$(PY) -m perf.bench_diff_scenarios --out results/bench/bench-diff-scenarios.json
 	$(PY) -m perf.operator_scale --out results/bench/operator-scale.json

@@ -53,7 +53,8 @@ class KindOptions:
     `sim_cpu_nodes`/`sim_gpu_nodes` are kwok's simulated pools; `host_route` makes pod IPs reachable from this
     machine, where the tests' operator and gateway processes run; `shared_dirs` are mounted into the node at the
     same path, so a hostPath volume names the same folder here and in a pod; `pod_subnet` keeps that route apart
-    from a user's own kind cluster (10.244.0.0/16).
+    from a user's own kind cluster (10.244.0.0/16); `workers` adds real worker nodes (a /24 of the pod subnet each
+    with the offline node image: hack/kind/bridge.sh).
     """
 
     node_pool: str = "cpu"
@@ -64,6 +65,7 @@ class KindOptions:
     host_route: bool = False
     shared_dirs: Sequence[Path] = ()
     pod_subnet: str = "10.244.0.0/16"
+    workers: int = 0
 
     def env(self) -> dict[str, str]:
         return {
@@ -75,6 +77,7 @@ class KindOptions:
             "KIND_HOST_ROUTE": "1" if self.host_route else "0",
             "KIND_SHARED_DIRS": " ".join(str(d) for d in self.shared_dirs),
             "KIND_POD_SUBNET": self.pod_subnet,
+            "KIND_WORKERS": str(self.workers),
         }
 
 
