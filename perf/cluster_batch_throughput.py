@@ -12,7 +12,11 @@ whole run, which its ramp-up and tail make a little lower than a between-answers
 slower rates are reported beside it: over `in_progress_at` to `finalizing_at` (worker pod start-up and the
 operator's polling included) and over the whole submit-to-completed wall time (validation and merge pods too).
 Target: ratio >= 0.9. On a 2-core machine the two replicas share the same two cores, so the ratio
-measures the CPU they share as much as the system; compare figures from one run only.
+measures the CPU they share as much as the system; compare figures from one run only. To split the two, the run
+also drives both replicas directly at once (each its own closed loop at the best concurrency, the same requests
+each), after the batch: their joint rate, all answers over the span from the first start to the last end, is
+what two replicas give on this machine with no batch path in front of them, and `ratio_to_two_replicas_direct`
+is the batch's share of it.
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ def measure(env: Env, args: argparse.Namespace) -> dict[str, object]:
     answering = max(1, max(stamps) - min(stamps))
 
     again = asyncio.run(drive_direct(replica, direct_lines, int(best["concurrency"])))
+    both = asyncio.run(drive_replicas(env.endpoints[:2], direct_lines, int(best["concurrency"])))
     # The direct closed loop's rate over its whole run (drive_direct's clock): its ramp-up and tail are a few
     # requests of 200, so it reads a little under the between-answers rate the batch side uses.
     single = max(float(best["requests_per_second"]), float(again["requests_per_second"]))
@@ -117,11 +122,29 @@ def measure(env: Env, args: argparse.Namespace) -> dict[str, object]:
             "submit_to_completed_seconds": round(wall, 3),
             "requests_per_second_submit_to_completed": round(len(lines) / wall, 3),
         },
+        "two_replicas_direct": both,
+        "two_replicas_over_one": round(float(both["requests_per_second"]) / single, 4),
+        "ratio_to_two_replicas_direct": round(cluster_rate / float(both["requests_per_second"]), 4),
         "ratio": round(cluster_rate / (2 * single), 4),
         "ratio_in_progress_to_finalizing": round(lifecycle_rate / (2 * single), 4),
         "target": 0.9,
         "cpu_count": os.cpu_count(),
         "load_average_at_end": os.getloadavg()[0],
+    }
+
+
+async def drive_replicas(endpoints: list[str], lines: list[dict[str, object]], concurrency: int) -> dict[str, object]:
+    """Each replica driven directly at once, the same requests each; the joint rate is every answer over the
+    span from the first loop's start to the last one's end (a loop that ends early does not inflate it)."""
+    started = time.monotonic()
+    runs = await asyncio.gather(*(drive_direct(endpoint, lines, concurrency) for endpoint in endpoints))
+    span = time.monotonic() - started
+    return {
+        "replicas": len(endpoints),
+        "concurrency_each": concurrency,
+        "per_replica": list(runs),
+        "seconds": round(span, 3),
+        "requests_per_second": round(len(endpoints) * len(lines) / span, 3),
     }
 
 
