@@ -8,7 +8,10 @@ Found by running `KUBEINFER_OFFLINE=1 make kind-up` with Debian's Docker 20.10 (
   - `docker build` mounts no files, so pip behind a TLS-intercepting proxy cannot see the host's CA bundle: with
     Docker it is copied into a base image of the build's own, and PIP_CERT points there.
 The same stand-in, as `podman`, accepts everything and records the calls, so the podman path is pinned as it was.
-No Docker runs here: the scripts (or their functions) run against the stand-in, which records every call.
+No Docker runs here: the scripts (or their functions) run against the stand-in, which records every call. A real
+daemon is not started in the suite because the scripts pick Docker whenever one answers (every kind test of the
+session would switch provider) and this sandbox's privileged containers need a runtime workaround; the real run,
+with its figures, is in docs/kind.md.
 """
 
 from __future__ import annotations
