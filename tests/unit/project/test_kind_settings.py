@@ -41,6 +41,13 @@ def test_the_settings_the_cluster_tier_uses_pass(tmp_path: Path) -> None:
     assert "settings ok" in done.stderr
 
 
+def test_workers_with_host_routes_pass_when_the_subnet_holds_a_24_per_node(tmp_path: Path) -> None:
+    """More than one node with the offline image: each node takes a /24, the host gets a route to each."""
+    done = run_script("check", tmp_path, KIND_WORKERS="3", KIND_HOST_ROUTE="1", KIND_POD_SUBNET="10.245.0.0/22")
+    assert done.returncode == 0, done.stderr
+    assert "settings ok" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -51,6 +58,7 @@ def test_the_settings_the_cluster_tier_uses_pass(tmp_path: Path) -> None:
         ({"KIND_SHARED_DIRS": "relative/dir"}, "relative/dir is not an absolute path"),
         ({"KIND_POD_SUBNET": "10.245.0.0"}, "KIND_POD_SUBNET must be an IPv4 CIDR"),
         ({"KIND_WORKERS": "1", "KIND_POD_SUBNET": "10.245.0.0/24"}, "holds fewer than 2 /24 ranges, one for each node"),
+        ({"KIND_WORKERS": "4", "KIND_POD_SUBNET": "10.245.0.0/22"}, "holds fewer than 5 /24 ranges, one for each node"),
         ({"KIND_HOST_ROUTE": "yes"}, "KIND_HOST_ROUTE must be 0 or 1"),
         ({"KIND_HELM_TEST": "no"}, "KIND_HELM_TEST must be 0 or 1, not 'no'"),
         ({"KIND_SKIP_HELM": "true"}, "KIND_SKIP_HELM must be 0 or 1, not 'true'"),
