@@ -86,7 +86,8 @@ def fetch_in(cluster: KindCluster, pod: str, url: str) -> str:
     return cluster.kubectl("exec", "-n", NAMESPACE, pod, "--", "python", "-c", code).stdout.strip()
 
 
-def check_network(cluster: KindCluster, ranges: dict[str, str]) -> dict[str, Any]:
+def check_network(cluster: KindCluster, ranges: dict[str, str], result: dict[str, Any]) -> dict[str, bool]:
+    """Each check's outcome by name; the pods it ran (node, address) go into `result`."""
     nodes = list(ranges)
     pods = {f"echo-{i}": node for i, node in enumerate(nodes)}
     cluster.kubectl("create", "namespace", NAMESPACE)
@@ -113,7 +114,8 @@ def check_network(cluster: KindCluster, ranges: dict[str, str]) -> dict[str, Any
     for name in names:
         body = httpx.get(f"http://{ips[name]}:{PORT}/name", timeout=10).text.strip()
         checks[f"this machine reaches {name} through the host route"] = body == name
-    return {"pods": {name: {"node": pods[name], "ip": ips[name]} for name in names}, "checks": checks}
+    result["pods"] = {name: {"node": pods[name], "ip": ips[name]} for name in names}
+    return checks
 
 
 def check_gateway(cluster: KindCluster) -> dict[str, Any] | None:
@@ -151,7 +153,7 @@ def main() -> int:
             result["nodes"] = {n["metadata"]["name"]: n["status"]["nodeInfo"]["containerRuntimeVersion"] for n in nodes}
             ranges = node_ranges(cluster, state)
             result["ranges"] = ranges
-            result["network"] = check_network(cluster, ranges)
+            checks = check_network(cluster, ranges, result)
             try:
                 result["gateway"] = wait_for(lambda: check_gateway(cluster), timeout=120, what="the gateway answers")
             except AssertionError as exc:
@@ -159,7 +161,6 @@ def main() -> int:
         finally:
             result["kind_log_tail"] = log.read_text().splitlines()[-15:]
             stop(CLUSTER, state, GATEWAY_PORT, log, options)
-    checks = dict(result["network"]["checks"])
     checks["the gateway answers /v1/models through the printed URL"] = "error" not in result["gateway"]
     result["checks"] = checks
     result["passed"] = all(checks.values())
