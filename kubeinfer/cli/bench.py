@@ -23,6 +23,7 @@ from rich.text import Text
 from kubeinfer import __version__
 from kubeinfer.bench.checkpoint import CheckpointMismatchError
 from kubeinfer.bench.hardware import describe_host
+from kubeinfer.bench.load.records import write_cell_records
 from kubeinfer.bench.local import LocalExecutor
 from kubeinfer.bench.planner import PlanError, PlannedCell, plan
 from kubeinfer.bench.report import FORMATS, as_report_data, write_reports
@@ -31,6 +32,7 @@ from kubeinfer.cli.bench_diff import diff
 from kubeinfer.cli.common import console, err_console, fail
 from kubeinfer.cli.output import Output, OutputOpt, emit, format_or_path
 from kubeinfer.engines.llamacpp_build import EngineBuildError, EngineInstall, build
+from kubeinfer.kube.record_maps import AssembledRecords
 from kubeinfer.models.cache import ModelCache
 from kubeinfer.models.catalog import UnknownModelError
 from kubeinfer.models.sources import ModelFetchError, ModelResolver, describe
@@ -301,7 +303,7 @@ def report(
 
     output, old_dir = format_or_path(output_opt, "--out-dir")
     try:
-        fetched = fetch_report(name, namespace, kubeconfig, context)
+        fetched = fetch_report(name, namespace, kubeconfig, context, with_records=True)
     except NoConfiguration as exc:
         fail(escape(f"{exc}; pass --kubeconfig or set KUBECONFIG" if kubeconfig is None else str(exc)))
     except ClusterError as exc:
@@ -322,7 +324,24 @@ def report(
         fail(escape(f"cannot write the report to {out_dir}: {exc}"))
     lines = [f"report of benchmarkmatrix {name} from {source}"]
     lines += [f"{kind} report: {path}" for kind, path in written.items()]
+    if fetched.records is not None:
+        lines += _write_records(fetched.records, out_dir / "requests")
     _print_outcome(output, fetched.report, data.cells, data.extra.get("best"), lines)
+
+
+def _write_records(found: AssembledRecords, directory: Path) -> list[str]:
+    """Write every cell's per-request records that came back whole; a line for what was and what was not."""
+    problems = list(found.problems)
+    written = 0
+    for cell, blobs in found.blobs.items():
+        try:
+            written += write_cell_records(directory, cell, blobs)
+        except (ValueError, OSError) as exc:
+            problems.append(str(exc))
+    lines = [f"request records: {directory} ({written} requests)"] if written else []
+    if not found.blobs and not problems:
+        lines.append("request records: none kept in the cluster for this matrix")
+    return lines + [escape(f"request records not written: {problem}") for problem in problems]
 
 
 app.command()(diff)

@@ -4,7 +4,8 @@ The operator names the report in `status.report`: `configmap/<name>` (key `repor
 too large for a ConfigMap, `store:reports/<ns>/<name>/report.json` (the data directory) or
 `s3://<bucket>/<object>` (kubeinfer/storage/reports.py). It is the document `kubeinfer bench run` writes,
 so the console renders it with the domain's report models and `kubeinfer bench report` writes the files
-`bench run` writes.
+`bench run` writes. The raw per-request records of each cell are in ConfigMaps of their own
+(kubeinfer/kube/record_maps.py), read here for `bench report`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from kubeinfer.bench.report import ReportData, as_report_data
 from kubeinfer.cluster.access import REQUEST_TIMEOUT, core, custom_objects, project_of, visible_to
 from kubeinfer.kube.client import api_client, default_namespace
 from kubeinfer.kube.errors import ClusterError, NotFound, call
+from kubeinfer.kube.record_maps import AssembledRecords, assemble, records_selector
 from kubeinfer.resources.benchmark_matrix import CellResult
 from kubeinfer.resources.names import GROUP, MATRIX_PLURAL, REPORT_KEY, VERSION
 from kubeinfer.settings import Settings, get_settings
@@ -209,6 +211,8 @@ class FetchedReport:
     #: `configmap/<name>`, `store:<path>` or `s3://<bucket>/<object>` (the matrix's status.report).
     pointer: str
     report: dict[str, Any]
+    #: The cells' per-request records, when asked for (`with_records`).
+    records: AssembledRecords | None = None
 
     @property
     def config_map(self) -> str | None:
@@ -226,10 +230,12 @@ def fetch_report(
     kubeconfig: Path | None = None,
     context: str | None = None,
     settings: Settings | None = None,
+    with_records: bool = False,
 ) -> FetchedReport:
     """Read BenchmarkMatrix `name` and, once it is Completed, the report its status points at (for the CLI).
 
     A report in the store is read with `settings.storage` (default: this process's `KUBEINFER_*` settings).
+    `with_records` also reads the cells' per-request records from their ConfigMaps.
     """
     from kubernetes import client
 
@@ -249,7 +255,17 @@ def fetch_report(
         raise NotFound(f"{exc} (kubectl get benchmarkmatrices -n {namespace} lists them)") from exc
     pointer = report_pointer(where, matrix.get("status") or {})
     document = load_report_document(client.CoreV1Api(api), namespace, where, pointer, settings)
-    return FetchedReport(namespace, pointer, document)
+    records = None
+    if with_records:
+        found = call(
+            lambda: client.CoreV1Api(api).list_namespaced_config_map(
+                namespace, label_selector=records_selector(name), _request_timeout=REQUEST_TIMEOUT
+            ),
+            f"the request records of {where}",
+            server,
+        )
+        records = assemble((api.sanitize_for_serialization(item) for item in found.items), name)
+    return FetchedReport(namespace, pointer, document, records)
 
 
 def _first(exc: ValidationError) -> str:

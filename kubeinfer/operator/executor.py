@@ -152,6 +152,8 @@ class ClusterExecutor:
         after = (measured.get("memory") or {}).get("after")
         if after is None and measured.get("memory_error"):
             self.emit("MemoryNotMeasured", f"{cell.key}: {measured['memory_error']}"[:1000])
+        if measured.get("records_error"):
+            self.emit("RequestsNotKept", f"{cell.key}: {measured['records_error']}"[:1000])
         if after:
             result.peak_memory_gb = round(after["peak_rss_bytes"] / GIB, 4)
             swap = after["max_swap_bytes"]

@@ -77,6 +77,11 @@ def report_name(matrix: str) -> str:
     return f"{matrix}-report"
 
 
+def records_name(job_name: str, part: int) -> str:
+    """Part `part` of the raw per-request records a matrix cell's measure Job sent (kubeinfer/kube/record_maps.py)."""
+    return f"{job_name}-requests-{part}"
+
+
 # --- children of a ModelInstall --------------------------------------------------------------------------
 
 

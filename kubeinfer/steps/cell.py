@@ -19,6 +19,7 @@ from typing import Any
 import typer
 
 from kubeinfer.bench import preflight
+from kubeinfer.bench.load.records import collecting_sink
 from kubeinfer.bench.measure import measure_profiles
 from kubeinfer.bench.profiles.base import MemoryProbe, ProfileContext
 from kubeinfer.engines.llamacpp_build import find_installed
@@ -30,7 +31,7 @@ from kubeinfer.models.sources import ModelFetchError, ModelResolver
 from kubeinfer.resources.benchmark_matrix import BenchmarkMatrix, ModelEntry
 from kubeinfer.settings import get_settings
 from kubeinfer.steps.output import console, fail
-from kubeinfer.steps.results import write_result
+from kubeinfer.steps.results import write_records, write_result
 
 
 def _matrix() -> BenchmarkMatrix:
@@ -94,10 +95,12 @@ def measure(
     """Run profiles against the cell's server; the operator rates and judges them.
 
     With `--memory-url` the server's memory (from its `kubeinfer engine serve` supervisor) is read before
-    and after the profiles; the second reading's peak covers the whole life of the server.
+    and after the profiles; the second reading's peak covers the whole life of the server. Every request the
+    interactive and batch profiles sent goes to ConfigMaps beside the result (kubeinfer/kube/record_maps.py).
     """
     matrix = _matrix()
     model, _ = _model(matrix, cell)
+    sink, records = collecting_sink()
     context = ProfileContext(
         base_url=server.rstrip("/"),
         model=model.name,
@@ -108,17 +111,20 @@ def measure(
         stop=threading.Event(),
         log=console.print,
         memory_probe=_memory_probe(memory_url) if memory_url else None,
+        records=sink,
     )
     errors: list[str] = []
     before = _read_memory(memory_url, errors)
     measured = measure_profiles(context, [p for p in profiles.split(",") if p], rate=False)
     after = _read_memory(memory_url, errors)
+    records_error = write_records(result, matrix.metadata.name, cell, records)
     write_result(
         result,
         {
             "profiles": {name: outcome.model_dump(mode="json") for name, outcome in measured.items()},
             "memory": {"before": before, "after": after} if after else None,
             "memory_error": errors[0] if errors else None,
+            "records_error": records_error,
         },
     )
 

@@ -1,5 +1,6 @@
 """The README's cluster path on the kind cluster: a BenchmarkMatrix applied with kubectl into the release namespace,
-Completed by the chart's operator, every cell's pods real containers, `kubeinfer bench report` reading it.
+Completed by the chart's operator, every cell's pods real containers, `kubeinfer bench report` reading it and the
+raw per-request records the measure Jobs kept in ConfigMaps.
 
 The matrix is examples/quickstart.yaml cut to two SmolLM2 cells (the bundled Q4_1 and a Q4_K_M that the prepare Job
 derives with llama-quantize in its container) and two short profiles, so the tier stays within minutes; the whole
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kubeinfer.bench.load.records import read_records
 from testbed.kind import NAMESPACE, REPO_ROOT, KindCluster
 from testbed.wait import wait_for
 
@@ -100,3 +102,10 @@ def test_a_matrix_applied_with_kubectl_completes_in_containers_and_reports(
         k: c["status"] for k, c in cells.items()
     }
     assert report["best"] == status.get("best")
+    assert f"request records: {out / 'requests'}" in proc.stdout, proc.stdout
+    for result in report["results"]:
+        for profile in ("interactive", "batch"):
+            path = out / "requests" / f"{result['model']}_{result['quantization']}_{profile}.jsonl"
+            records = read_records(path)
+            assert len(records) == result["profiles"][profile]["metrics"]["traffic"]["requests"], path
+            assert all(r["profile"] == profile and r["error"] is None and r["ttft_seconds"] for r in records)
