@@ -5,6 +5,11 @@ is the server container's entrypoint instead: it starts the engine as its child,
 the way `LlamaServer` does on this machine, forwards SIGTERM and SIGINT to it and exits with its exit code,
 so the pod's phase and exit code are still the engine's. The measure Job reads the figures over HTTP, and
 rule 5 (memory trend) and the swap check see the same numbers in a cluster as locally.
+
+With a `ColdStart` it also times the engine's loads as `kubeinfer bench run` does on one machine: the model
+file evicted from the page cache, the engine started once on a side port until healthy and stopped (the
+cold load), then started for real (the warm load). Only the second one listens on the pod's port, so the
+pod is Ready once, when the server the measure Job needs is up.
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from kubeinfer.bench import page_cache
 from kubeinfer.engines.llamacpp_server import read_process_memory
 from kubeinfer.engines.process import spawn, terminate
 
@@ -47,7 +56,8 @@ class MemoryReadError(RuntimeError):
 
 
 class MemoryFigures(BaseModel):
-    """What `GET /memory` answers: the child's memory now and the most it has used since it started."""
+    """What `GET /memory` answers: the child's memory now and the most it has used since it started, and
+    its load times where the supervisor timed them (`--health-url`, `--cold-load`)."""
 
     pid: int
     running: bool
@@ -57,6 +67,8 @@ class MemoryFigures(BaseModel):
     max_swap_bytes: int
     samples: int
     interval_seconds: float
+    cold_load_seconds: float | None = None
+    load_seconds: float | None = None
 
     @classmethod
     def unsampled(cls, pid: int, interval: float, running: bool) -> MemoryFigures:
@@ -146,6 +158,38 @@ def memory_server(host: str, port: int, figures: Callable[[], MemoryFigures]) ->
         raise SupervisorError(f"cannot serve memory on {host}:{port}: {exc.strerror or exc}") from exc
 
 
+@dataclass(frozen=True)
+class ColdStart:
+    """Start the engine once with its model file evicted from the page cache, on `port`, and time it."""
+
+    model: Path
+    #: Appended to the engine's arguments for the cold start; llama-server takes the last `--port` given.
+    port: int
+    timeout_seconds: float = 600.0
+
+
+HEALTH_POLL_SECONDS = 0.1
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float, stop: threading.Event) -> float | None:
+    """Seconds until `url` answers 200, polled every 0.1 s; None when the child exits or `stop` is set first.
+
+    Raises TimeoutError after `timeout` seconds.
+    """
+    started = time.monotonic()
+    with httpx.Client(timeout=2.0) as client:
+        while proc.poll() is None and not stop.is_set():
+            try:
+                if client.get(url).status_code == 200:
+                    return round(time.monotonic() - started, 3)
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f}s")
+            stop.wait(HEALTH_POLL_SECONDS)
+    return None
+
+
 def exit_status(returncode: int) -> int:
     """A child killed by signal N reports 128+N, as a shell and the kubelet do."""
     return returncode if returncode >= 0 else 128 - returncode
@@ -182,16 +226,23 @@ class Supervisor:
         interval: float = DEFAULT_INTERVAL_SECONDS,
         grace_seconds: float = 10.0,
         log: Callable[[str], None] = lambda _message: None,
+        health_url: str | None = None,
+        cold_start: ColdStart | None = None,
     ) -> None:
         if not command:
             raise SupervisorError("no engine command given; put it after `--`", exit_code=2)
+        if cold_start is not None and health_url is None:
+            raise SupervisorError("a cold start is timed to the engine's health: give --health-url", exit_code=2)
         self.command = command
         self.memory_port = memory_port
         self.memory_host = memory_host
         self.interval = interval
         self.grace_seconds = grace_seconds
         self.log = log
+        self.health_url = health_url
+        self.cold_start = cold_start
         self.tracker: MemoryTracker | None = None
+        self.loads: dict[str, float | None] = {"cold_load_seconds": None, "load_seconds": None}
 
     def run(self) -> int:
         server = memory_server(self.memory_host, self.memory_port, self._figures)
@@ -199,10 +250,16 @@ class Supervisor:
         serving.start()
         try:
             with forwarded_signals() as stop_requested:
-                proc = self._start()
+                if self.cold_start is not None:
+                    failed = self._cold(self.cold_start, stop_requested)
+                    if failed is not None:
+                        return failed
+                proc = self._start(self.command)
                 self.tracker = MemoryTracker(proc.pid, self.interval)
                 self.tracker.start()
                 self.log(f"{self.command[0]} pid {proc.pid}; memory on {self.memory_host}:{self.memory_port}")
+                if self.health_url is not None:
+                    self._time_load(self.health_url, proc, stop_requested)
                 code = self._wait(proc, stop_requested)
                 self.tracker.finish()
         finally:
@@ -211,12 +268,57 @@ class Supervisor:
         self.log(f"{self.command[0]} exited with code {code}")
         return code
 
-    def _start(self) -> subprocess.Popen[bytes]:
-        executable = self.command[0]
+    def _cold(self, cold: ColdStart, stop_requested: threading.Event) -> int | None:
+        """Evict the model, start the engine on the side port until healthy, stop it; an exit code if it failed.
+
+        A cold start that exits or never gets healthy is the server's load failure: the supervisor exits
+        with the engine's code (or 1), so the pod fails as a failed warm start would.
+        """
+        try:
+            page_cache.evict(cold.model)
+            left = page_cache.resident_fraction(cold.model)
+        except OSError as exc:
+            self.log(f"page cache not evicted ({exc}); cold load timed as it is")
+        else:
+            if left > 0:
+                self.log(f"{left:.0%} of {cold.model.name} stayed in the page cache (mapped elsewhere?)")
+        assert self.health_url is not None
+        health = _with_port(self.health_url, cold.port)
+        proc = self._start([*self.command, "--port", str(cold.port)])
+        self.log(f"cold start: {self.command[0]} pid {proc.pid} on port {cold.port}")
+        try:
+            seconds = wait_healthy(health, proc, cold.timeout_seconds, stop_requested)
+        except TimeoutError as exc:
+            terminate(proc, self.grace_seconds)
+            self.log(f"cold start failed: {exc}")
+            return 1
+        if seconds is None:
+            code = exit_status(terminate(proc, self.grace_seconds))
+            if stop_requested.is_set():
+                self.log(f"stopped during the cold start; {self.command[0]} exited with code {code}")
+                return code
+            self.log(f"cold start: {self.command[0]} exited with code {code} before it was healthy")
+            return code if code else 1
+        terminate(proc, self.grace_seconds)
+        self.loads["cold_load_seconds"] = seconds
+        self.log(f"cold start: healthy after {seconds:.3f}s, stopped")
+        return None
+
+    def _time_load(self, url: str, proc: subprocess.Popen[bytes], stop_requested: threading.Event) -> None:
+        def timed() -> None:
+            try:
+                self.loads["load_seconds"] = wait_healthy(url, proc, float("inf"), stop_requested)
+            except TimeoutError:
+                pass
+
+        threading.Thread(target=timed, daemon=True, name="load-timer").start()
+
+    def _start(self, command: list[str]) -> subprocess.Popen[bytes]:
+        executable = command[0]
         if shutil.which(executable) is None:
             raise SupervisorError(f"cannot start {executable}: not found or not executable", exit_code=NOT_FOUND)
         try:
-            return spawn(self.command, None)
+            return spawn(command, None)
         except OSError as exc:
             raise SupervisorError(f"cannot start {executable}: {exc}", exit_code=NOT_EXECUTABLE) from exc
 
@@ -230,8 +332,14 @@ class Supervisor:
 
     def _figures(self) -> MemoryFigures:
         if self.tracker is None:
-            return MemoryFigures.unsampled(0, self.interval, running=False)
-        return self.tracker.sample()
+            figures = MemoryFigures.unsampled(0, self.interval, running=False)
+        else:
+            figures = self.tracker.sample()
+        return figures.model_copy(update=self.loads)
+
+
+def _with_port(url: str, port: int) -> str:
+    return str(httpx.URL(url).copy_with(port=port))
 
 
 def fetch_memory(url: str, timeout: float = 10.0) -> MemoryFigures:

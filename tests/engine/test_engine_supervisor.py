@@ -190,3 +190,63 @@ def test_serve_without_an_engine_command_is_a_usage_error(serve: Callable[..., S
     served = serve()
     assert served.proc.wait(timeout=30) == 2
     assert "Missing argument" in served.output()
+
+
+# --- load times: a cold start on a side port, then the real one (a matrix's server pods) -------------------
+
+
+def test_a_cold_start_times_both_loads_and_only_the_real_start_listens_on_the_port(
+    serve: Callable[..., Served], engine_install: EngineInstall, smollm2_gguf: Path
+) -> None:
+    """The same model file is evicted (best effort: the session's shared server keeps it mapped) and loaded
+    twice by the real llama-server: once on the cold port, stopped when healthy, then on its own port."""
+    port, cold_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    served = serve(
+        str(engine_install.llama_server),
+        *("--model", str(smollm2_gguf), "--port", str(port), "--ctx-size", "2048", "--threads", "2"),
+        options=(
+            *("--health-url", f"{base}/health"),
+            *("--cold-load", str(smollm2_gguf), "--cold-port", str(cold_port)),
+        ),
+    )
+    wait_for(lambda: answers(f"{base}/health"), "llama-server healthy")
+    wait_for(lambda: fetch_memory(served.memory_url).load_seconds is not None, "the warm load timed", timeout=10)
+    figures = fetch_memory(served.memory_url)
+    assert figures.cold_load_seconds is not None
+    assert figures.cold_load_seconds > 0
+    assert figures.load_seconds is not None
+    assert figures.load_seconds > 0
+    assert not answers(f"http://127.0.0.1:{cold_port}/health")
+    output = served.output()
+    assert output.count("model loaded") == 2, output
+    assert f"cold start: healthy after {figures.cold_load_seconds:.3f}s, stopped" in output
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=60) == 0
+
+
+def test_a_cold_start_that_fails_ends_the_supervisor_with_llama_servers_code(
+    serve: Callable[..., Served], engine_install: EngineInstall, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.gguf"
+    port = free_port()
+    args = ("--model", str(missing), "--port", str(port))
+    direct = subprocess.run([str(engine_install.llama_server), *args], capture_output=True, timeout=60, check=False)
+    assert direct.returncode != 0
+    served = serve(
+        str(engine_install.llama_server),
+        *args,
+        options=("--health-url", f"http://127.0.0.1:{port}/health", "--cold-load", str(missing)),
+    )
+    assert served.proc.wait(timeout=60) == direct.returncode
+    output = served.output()
+    assert "page cache not evicted" in output
+    assert f"exited with code {direct.returncode} before it was healthy" in output
+    assert "memory on" not in output, "the real start must not follow a failed cold start"
+
+
+def test_a_cold_start_without_a_health_url_is_a_usage_error(serve: Callable[..., Served], tmp_path: Path) -> None:
+    served = serve(*python_child(tmp_path, "open(ready, 'w').close()"), options=("--cold-load", str(tmp_path)))
+    assert served.proc.wait(timeout=30) == 2
+    assert "a cold start is timed to the engine's health: give --health-url" in served.output()
+    assert not (tmp_path / "ready").exists()

@@ -15,6 +15,7 @@ from kubeinfer.kube.objects import owner_reference
 from kubeinfer.operator.builders.common import (
     ALL_INTERFACES,
     CACHE_VOLUME,
+    COLD_START_PORT,
     MEMORY_PORT,
     MODELS_MOUNT,
     POD_NAMESPACE_ENV,
@@ -62,7 +63,12 @@ def server_container(
             extra_args=spec.engine.extra_args,
             host=ALL_INTERFACES,
         )
-        command, args = [*supervisor_command(), "llama-server"], server_args(config, SERVER_PORT)
+        timed = [
+            *("--health-url", f"http://127.0.0.1:{SERVER_PORT}/health"),
+            *("--cold-load", model_path, "--cold-port", str(COLD_START_PORT)),
+            *("--cold-timeout", str(math.ceil(spec.limits.max_load_time_seconds))),
+        ]
+        command, args = [*supervisor_command(*timed), "llama-server"], server_args(config, SERVER_PORT)
     requests: dict[str, str] = {"memory": str(estimated_bytes), "cpu": str(spec.engine.threads or 1)}
     limits: dict[str, str] = {"nvidia.com/gpu": str(gpus)} if gpus else {}
     return {

@@ -12,6 +12,8 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 SERVER_PORT = 8080
 #: `kubeinfer engine serve` answers GET /memory here with the llama-server child's memory.
 MEMORY_PORT = 8081
+#: A matrix server's cold start listens here, inside its pod only, so the pod is not Ready before the real start.
+COLD_START_PORT = 8090
 CACHE_VOLUME = "model-cache"
 #: Every pod step learns its namespace from the downward API (it writes its result ConfigMaps there).
 POD_NAMESPACE_ENV = {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
@@ -39,14 +41,15 @@ def container_security() -> dict[str, Any]:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def supervisor_command() -> list[str]:
+def supervisor_command(*options: str) -> list[str]:
     """llama-server runs as the child of `kubeinfer engine serve`, which serves its memory to the measure Job.
 
     The measure Job runs in its own pod and cannot read the server's /proc; the supervisor in the server's
     container can. It forwards SIGTERM and exits with llama-server's exit code, so the pod still reports
-    the engine's own outcome.
+    the engine's own outcome. `options` go to `engine serve` (a matrix's servers time their loads).
     """
-    return ["kubeinfer", "engine", "serve", "--memory-port", str(MEMORY_PORT), "--memory-host", ALL_INTERFACES, "--"]
+    serve = ["kubeinfer", "engine", "serve", "--memory-port", str(MEMORY_PORT), "--memory-host", ALL_INTERFACES]
+    return [*serve, *options, "--"]
 
 
 def step_command(step: str) -> list[str]:

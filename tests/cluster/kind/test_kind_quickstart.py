@@ -1,6 +1,7 @@
 """The README's cluster path on the kind cluster: a BenchmarkMatrix applied with kubectl into the release namespace,
-Completed by the chart's operator, every cell's pods real containers, `kubeinfer bench report` reading it and the
-raw per-request records the measure Jobs kept in ConfigMaps.
+Completed by the chart's operator, every cell's pods real containers with their cold and warm loads timed in the
+server's container, `kubeinfer bench report` reading it and the raw per-request records the measure Jobs kept in
+ConfigMaps.
 
 The matrix is examples/quickstart.yaml cut to two SmolLM2 cells (the bundled Q4_1 and a Q4_K_M that the prepare Job
 derives with llama-quantize in its container) and two short profiles, so the tier stays within minutes; the whole
@@ -86,6 +87,8 @@ def test_a_matrix_applied_with_kubectl_completes_in_containers_and_reports(
     for cell in cells.values():
         assert cell["status"] == "passed", cell
         assert cell.get("peakMemoryGb"), cell
+        assert cell.get("coldLoadSeconds"), cell
+        assert cell.get("loadSeconds"), cell
 
     containers = [cs for pod in pods_seen.values() for cs in pod["status"].get("containerStatuses") or []]
     assert containers, "no cell pod seen"
