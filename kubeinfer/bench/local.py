@@ -144,14 +144,8 @@ class LocalExecutor:
         That start's load time is `cold_load_seconds`; the measuring server started next finds the file
         cached, and its load time is `load_seconds` (warm). Returns why the load failed, else None.
         """
-        try:
-            page_cache.evict(model.path)
-            left = page_cache.resident_fraction(model.path)
-        except OSError as exc:
-            self.log(f"{result.key}: page cache not evicted ({exc}); cold load measured as it is")
-        else:
-            if left > 0:
-                self.log(f"{result.key}: {left:.0%} of {model.path.name} stayed in the page cache (mapped elsewhere?)")
+        if why_not_cold := page_cache.evict_for_cold_load(model.path):
+            self.log(f"{result.key}: {why_not_cold}")
         log_path = self._log_path(model, "-cold")
         with LlamaServer(self.engine.llama_server, self._server_config(model, spec, plan), log_path) as server:
             try:

@@ -60,3 +60,15 @@ def resident_fraction(path: Path) -> float:
     finally:
         os.close(fd)
     return resident / pages
+
+
+def evict_for_cold_load(path: Path) -> str | None:
+    """Evict `path` before a cold load; a line saying why the load is not fully cold, or None when it is."""
+    try:
+        evict(path)
+        left = resident_fraction(path)
+    except OSError as exc:
+        return f"page cache not evicted ({exc}); the cold load is timed as it is"
+    if left > 0:
+        return f"{left:.0%} of {path.name} stayed in the page cache (mapped elsewhere?)"
+    return None

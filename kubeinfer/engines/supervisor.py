@@ -274,14 +274,8 @@ class Supervisor:
         A cold start that exits or never gets healthy is the server's load failure: the supervisor exits
         with the engine's code (or 1), so the pod fails as a failed warm start would.
         """
-        try:
-            page_cache.evict(cold.model)
-            left = page_cache.resident_fraction(cold.model)
-        except OSError as exc:
-            self.log(f"page cache not evicted ({exc}); cold load timed as it is")
-        else:
-            if left > 0:
-                self.log(f"{left:.0%} of {cold.model.name} stayed in the page cache (mapped elsewhere?)")
+        if why_not_cold := page_cache.evict_for_cold_load(cold.model):
+            self.log(why_not_cold)
         assert self.health_url is not None
         health = _with_port(self.health_url, cold.port)
         proc = self._start([*self.command, "--port", str(cold.port)])
