@@ -295,6 +295,8 @@ def report(
 ) -> None:
     """Fetch the report of a matrix the operator finished; write the files `bench run` writes.
 
+    With the default `--format all` that includes every request the cells sent, `requests/*.jsonl`.
+
     The report comes from its ConfigMap, or, when it was too large for one, from the store the operator put
     it in (the data directory or the S3 bucket of this machine's KUBEINFER_STORAGE__* settings).
     """
@@ -303,7 +305,7 @@ def report(
 
     output, old_dir = format_or_path(output_opt, "--out-dir")
     try:
-        fetched = fetch_report(name, namespace, kubeconfig, context, with_records=True)
+        fetched = fetch_report(name, namespace, kubeconfig, context, with_records=fmt == ReportFormat.all)
     except NoConfiguration as exc:
         fail(escape(f"{exc}; pass --kubeconfig or set KUBECONFIG" if kubeconfig is None else str(exc)))
     except ClusterError as exc:

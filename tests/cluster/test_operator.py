@@ -95,7 +95,13 @@ def check_bench_report(cluster: KindCluster, status: dict[str, Any], out: Path) 
     """The files `bench report` writes carry the cells, best and memory figures of the matrix's status."""
     fetched = bench_report(cluster, "e2e", NAMESPACE, "--out-dir", str(out / "all"))
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
-    assert {p.name for p in (out / "all").iterdir()} == {"report.json", "report.csv", "report.html"}
+    assert {p.name for p in (out / "all").iterdir()} == {"report.json", "report.csv", "report.html", "requests"}
+    assert {p.name for p in (out / "all" / "requests").iterdir()} == {
+        f"{r['model']}_{r['quantization']}_{profile}.jsonl"
+        for r in status["cells"]
+        for profile in ("interactive", "batch")
+        if r["status"] != "skipped"
+    }
     report = json.loads((out / "all" / "report.json").read_text())
     assert statuses(report["results"]) == statuses(status["cells"])
     assert report["best"] == status["best"]
@@ -143,6 +149,7 @@ def test_operator_killed_mid_matrix_resumes_each_cell_once_to_the_same_results_a
     assert matrix_verdicts(cells) == matrix_verdicts(local["results"]), reasons
     for cell in cells:
         assert cell["profiles"]["interactive"]["metrics"]["tokens_per_second"] > 0
+        assert cell.get("coldLoadSeconds", 0) > 0, cell
     measured_locally = {f"{c['model']}/{c['quantization']}" for c in local["results"] if c.get("peak_memory_gb")}
     assert measured_locally, "the local run measured no memory"
     for cell in cells:
