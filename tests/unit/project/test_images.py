@@ -177,3 +177,9 @@ def test_cuda_image_builds_from_an_nvidia_cuda_devel_base() -> None:
     assert any(s.base.startswith("nvidia/cuda:") and "-devel-" in s.base for s in stages.values())
     assert stages[build.target].base.startswith("nvidia/cuda:")
     assert "GGML_CUDA" in build.dockerfile.read_text()
+
+
+def test_the_cpu_images_build_offline_with_buildkit_no_frontend_to_fetch() -> None:
+    """A `# syntax=` line makes BuildKit fetch that frontend from Docker Hub, which an offline build cannot."""
+    first = (REPO_ROOT / "images" / "Dockerfile").read_text().splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE), first
