@@ -33,6 +33,7 @@ def write_records(result: str, matrix: str, cell: str, by_profile: dict[str, lis
     the step still writes its result and the operator reports the reason as an event.
     """
     from kubernetes import client
+    from urllib3.exceptions import HTTPError
 
     if not any(by_profile.values()):
         return None
@@ -51,4 +52,6 @@ def write_records(result: str, matrix: str, cell: str, by_profile: dict[str, lis
             put_config_map(core, namespace, body)
     except client.ApiException as exc:
         return f"cannot write ConfigMap {body['metadata']['name']}: {exc.status} {exc.reason}"
+    except (HTTPError, OSError) as exc:
+        return f"cannot write ConfigMap {body['metadata']['name']}: {exc}"
     return None
