@@ -161,6 +161,7 @@ def test_server_deployment_serves_one_quantization_on_the_pool() -> None:
     assert container["resources"]["limits"] == {"memory": "2Gi", "nvidia.com/gpu": "1"}
     assert container["command"][:3] == ["kubeinfer", "engine", "serve"]  # the memory supervisor
     assert container["command"][-1] == "llama-server"
+    assert "--cold-load" not in container["command"]  # a served model loads once; only matrix cells time a cold load
     assert {"name": "memory", "containerPort": 8081} in container["ports"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
     service = build_service(body, parsed)

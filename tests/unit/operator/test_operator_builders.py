@@ -67,6 +67,20 @@ def test_llama_server_runs_under_the_memory_supervisor_with_its_port_exposed() -
     assert memory_url(parsed, "10.0.0.7") == f"http://10.0.0.7:{MEMORY_PORT}/memory"
 
 
+def test_a_matrix_server_times_a_cold_load_of_its_own_model_on_a_port_the_probe_does_not_ask() -> None:
+    body, parsed = matrix()
+    container = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())["spec"][
+        "containers"
+    ][0]
+    command = container["command"]
+    assert command[command.index("--cold-load") + 1] == "/models/m/x.gguf"
+    assert command[command.index("--health-url") + 1] == "http://127.0.0.1:8080/health"
+    cold_port = int(command[command.index("--cold-port") + 1])
+    assert cold_port != container["readinessProbe"]["httpGet"]["port"]
+    assert cold_port not in [port["containerPort"] for port in container["ports"]]
+    assert command.index("--cold-load") < command.index("--")
+
+
 def test_gpu_llama_server_is_supervised_too() -> None:
     body, parsed = matrix(placement={"pool": "gpu", "gpus": 1})
     container = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())["spec"][
