@@ -51,12 +51,16 @@ def test_gpu_pool_gets_gpu_image_limit_toleration_and_full_offload() -> None:
     assert container["args"][container["args"].index("--n-gpu-layers") + 1] == "999"
 
 
+def server_container(body: dict[str, Any], parsed: BenchmarkMatrix) -> dict[str, Any]:
+    """The server container of cell m/Q4_K_M, model file m/x.gguf."""
+    pod = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())
+    return pod["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+
 def test_llama_server_runs_under_the_memory_supervisor_with_its_port_exposed() -> None:
     """The supervisor's command ends with `--` so every llama-server flag in `args` goes to the child."""
     body, parsed = matrix()
-    container = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())["spec"][
-        "containers"
-    ][0]
+    container = server_container(body, parsed)
     command = container["command"]
     assert command[:3] == ["kubeinfer", "engine", "serve"]
     assert command[command.index("--memory-port") + 1] == str(MEMORY_PORT)
@@ -69,9 +73,7 @@ def test_llama_server_runs_under_the_memory_supervisor_with_its_port_exposed() -
 
 def test_a_matrix_server_times_a_cold_load_of_its_own_model_on_a_port_the_probe_does_not_ask() -> None:
     body, parsed = matrix()
-    container = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())["spec"][
-        "containers"
-    ][0]
+    container = server_container(body, parsed)
     command = container["command"]
     assert command[command.index("--cold-load") + 1] == "/models/m/x.gguf"
     assert command[command.index("--health-url") + 1] == "http://127.0.0.1:8080/health"
@@ -83,17 +85,13 @@ def test_a_matrix_server_times_a_cold_load_of_its_own_model_on_a_port_the_probe_
 
 def test_gpu_llama_server_is_supervised_too() -> None:
     body, parsed = matrix(placement={"pool": "gpu", "gpus": 1})
-    container = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())["spec"][
-        "containers"
-    ][0]
+    container = server_container(body, parsed)
     assert container["command"][:3] == ["kubeinfer", "engine", "serve"]
 
 
 def test_vllm_uses_the_upstream_image_without_memory_supervision() -> None:
     body, parsed = matrix(engine={"type": "vllm"}, placement={"pool": "gpu"})
-    container = build_server_pod(body, parsed, "m/Q4_K_M", "m/x.gguf", 4096, 1, OperatorSettings())["spec"][
-        "containers"
-    ][0]
+    container = server_container(body, parsed)
     assert container["image"].startswith("vllm/vllm-openai")
     assert container["command"][:2] == ["vllm", "serve"]
     assert [p["name"] for p in container["ports"]] == ["http"]
