@@ -179,15 +179,31 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float, stop: 
     started = time.monotonic()
     with httpx.Client(timeout=2.0) as client:
         while proc.poll() is None and not stop.is_set():
-            try:
-                if client.get(url).status_code == 200:
-                    return round(time.monotonic() - started, 3)
-            except httpx.HTTPError:
-                pass
+            if _answers(client, url):
+                return round(time.monotonic() - started, 3)
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f}s")
             stop.wait(HEALTH_POLL_SECONDS)
     return None
+
+
+def _answers(client: httpx.Client, url: str) -> bool:
+    """Whether `url` answers 200 now; a refused connection is an engine still starting."""
+    try:
+        return client.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def checked_health_url(url: str) -> str:
+    """`url` if it is an http(s) URL with a host; otherwise a usage error naming it."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise SupervisorError(f"--health-url {url!r} is not a URL: {exc}", exit_code=2) from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise SupervisorError(f"--health-url {url!r} must be an http:// or https:// URL with a host", exit_code=2)
+    return url
 
 
 def exit_status(returncode: int) -> int:
@@ -239,7 +255,7 @@ class Supervisor:
         self.interval = interval
         self.grace_seconds = grace_seconds
         self.log = log
-        self.health_url = health_url
+        self.health_url = checked_health_url(health_url) if health_url is not None else None
         self.cold_start = cold_start
         self.tracker: MemoryTracker | None = None
         self.loads: dict[str, float | None] = {"cold_load_seconds": None, "load_seconds": None}
@@ -300,10 +316,7 @@ class Supervisor:
 
     def _time_load(self, url: str, proc: subprocess.Popen[bytes], stop_requested: threading.Event) -> None:
         def timed() -> None:
-            try:
-                self.loads["load_seconds"] = wait_healthy(url, proc, float("inf"), stop_requested)
-            except TimeoutError:
-                pass
+            self.loads["load_seconds"] = wait_healthy(url, proc, float("inf"), stop_requested)
 
         threading.Thread(target=timed, daemon=True, name="load-timer").start()
 

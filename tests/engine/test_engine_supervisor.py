@@ -253,3 +253,16 @@ def test_a_cold_start_without_a_health_url_is_a_usage_error(serve: Callable[...,
     assert served.proc.wait(timeout=30) == 2
     assert "a cold start is timed to the engine's health: give --health-url" in served.output()
     assert not (tmp_path / "ready").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("localhost:8080/health", "must be an http:// or https:// URL with a host"), ("http://", "with a host")],
+)
+def test_a_health_url_that_is_not_an_http_url_is_a_usage_error(
+    serve: Callable[..., Served], tmp_path: Path, url: str, message: str
+) -> None:
+    served = serve(*python_child(tmp_path, "open(ready, 'w').close()"), options=("--health-url", url))
+    assert served.proc.wait(timeout=30) == 2
+    assert message in served.output()
+    assert not (tmp_path / "ready").exists()
