@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeinfer.resources.names import COMPONENT_LABEL, GROUP, MANAGED_BY, MATRIX_LABEL, records_name, slug
+from kubeinfer.resources.names import COMPONENT_LABEL, GROUP, MATRIX_LABEL, child_labels, records_name, slug
 
 RECORDS_COMPONENT = "requests"
 #: One part's bytes before base64: a ConfigMap holds at most 1 MiB, base64 adds a third.
@@ -52,7 +52,7 @@ def record_maps(
             f"{PART_BYTES // 1024} KiB, more than the {MAX_PARTS} a cell may write; lower requestsPerLevel "
             "or the number of levels, or run the matrix with `kubeinfer bench run` to keep them"
         )
-    labels = {**MANAGED_BY, MATRIX_LABEL: slug(matrix)[:63], COMPONENT_LABEL: RECORDS_COMPONENT}
+    labels = child_labels(matrix, cell, RECORDS_COMPONENT)
     return [
         {
             "metadata": {
